@@ -1,0 +1,144 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// DefaultConnectTimeout bounds one connection attempt to an upstream, so
+// that a call to an upstream that accepts TCP but never speaks HTTP/2 fails
+// with UNAVAILABLE instead of waiting for grpc-go's 20 s default.
+const DefaultConnectTimeout = 5 * time.Second
+
+// Config describes one cluster. Exactly one of Target and Addresses is set.
+type Config struct {
+	// Name identifies the cluster in routes, logs and metrics.
+	Name string `yaml:"name"`
+	// Target is a grpc target URI: "dns:///backend:9090",
+	// "passthrough:///10.0.0.1:9090", "unix:///run/app.sock", or a bare
+	// "host:port" (resolved with DNS, as grpc.NewClient does).
+	Target string `yaml:"target"`
+	// Addresses is a static list of "host:port" addresses, balanced with
+	// LoadBalancing (round_robin by default).
+	Addresses []string `yaml:"addresses"`
+	// LoadBalancing is the grpc load-balancing policy: "round_robin" or
+	// "pick_first". Default: round_robin for Addresses, the resolver's
+	// choice (pick_first unless its service config says otherwise) for
+	// Target.
+	LoadBalancing string `yaml:"load_balancing"`
+	// ConnectTimeout bounds each connection attempt. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// TLS, when set, secures the connections to the upstream; nil means
+	// plaintext.
+	TLS *tls.Config `yaml:"-"`
+	// Keepalive, when set, sends HTTP/2 pings on idle connections.
+	Keepalive *keepalive.ClientParameters `yaml:"-"`
+	// DialOptions are appended to the options Manifold sets, and win over
+	// them.
+	DialOptions []grpc.DialOption `yaml:"-"`
+}
+
+// Validate reports the first problem with c, naming the field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("name: required")
+	case c.Target == "" && len(c.Addresses) == 0:
+		return fmt.Errorf("cluster %q: one of target and addresses is required", c.Name)
+	case c.Target != "" && len(c.Addresses) > 0:
+		return fmt.Errorf("cluster %q: target and addresses are exclusive", c.Name)
+	case c.ConnectTimeout < 0:
+		return fmt.Errorf("cluster %q: connect_timeout: must not be negative", c.Name)
+	}
+	for i, a := range c.Addresses {
+		if a == "" || strings.Contains(a, "://") {
+			return fmt.Errorf("cluster %q: addresses[%d]: %q is not host:port", c.Name, i, a)
+		}
+	}
+	switch c.LoadBalancing {
+	case "", "round_robin", "pick_first":
+	default:
+		return fmt.Errorf("cluster %q: load_balancing: unknown policy %q (want round_robin or pick_first)", c.Name, c.LoadBalancing)
+	}
+	return nil
+}
+
+// Cluster is one upstream: a shared client connection. It is safe for
+// concurrent use.
+type Cluster struct {
+	name string
+	conn *grpc.ClientConn
+}
+
+// New creates the cluster's connection. It does not connect: grpc-go
+// connects on the first call and keeps reconnecting in the background, so a
+// proxy starts even when its upstreams are not up yet.
+func New(cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	timeout := cfg.ConnectTimeout
+	if timeout == 0 {
+		timeout = DefaultConnectTimeout
+	}
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.DefaultConfig,
+			MinConnectTimeout: timeout,
+		}),
+	}
+	if cfg.Keepalive != nil {
+		opts = append(opts, grpc.WithKeepaliveParams(*cfg.Keepalive))
+	}
+	target := cfg.Target
+	lb := cfg.LoadBalancing
+	if len(cfg.Addresses) > 0 {
+		// A per-connection manual resolver: grpc-go's machinery, no global
+		// registration.
+		r := manual.NewBuilderWithScheme("manifold-static")
+		state := resolver.State{}
+		for _, a := range cfg.Addresses {
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		}
+		r.InitialState(state)
+		opts = append(opts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///" + cfg.Name
+		if lb == "" {
+			lb = "round_robin"
+		}
+	}
+	if lb != "" {
+		opts = append(opts, grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, lb)))
+	}
+	opts = append(opts, cfg.DialOptions...)
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", cfg.Name, err)
+	}
+	return &Cluster{name: cfg.Name, conn: conn}, nil
+}
+
+// Name returns the cluster's name.
+func (c *Cluster) Name() string { return c.name }
+
+// Conn returns the cluster's shared connection.
+func (c *Cluster) Conn() *grpc.ClientConn { return c.conn }
+
+// Close closes the connection; calls still using it fail with CANCELED.
+func (c *Cluster) Close() error { return c.conn.Close() }

@@ -1,0 +1,151 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/pipeline"
+	"github.com/manifold-grpc/manifold/transport/rawcodec"
+)
+
+// Terminal forwards calls one-to-one to a cluster. It is safe for concurrent
+// use.
+type Terminal struct {
+	cluster string
+	conn    grpc.ClientConnInterface
+}
+
+// New returns a terminal that forwards to c.
+func New(c *cluster.Cluster) *Terminal {
+	return &Terminal{cluster: c.Name(), conn: c.Conn()}
+}
+
+// NewConn returns a terminal that forwards to any grpc client connection;
+// name identifies it in errors and logs.
+func NewConn(name string, conn grpc.ClientConnInterface) *Terminal {
+	return &Terminal{cluster: name, conn: conn}
+}
+
+// Cluster returns the name of the cluster the terminal forwards to.
+func (t *Terminal) Cluster() string { return t.cluster }
+
+var bidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+
+// Serve forwards one call. It returns the upstream's status, or the error
+// that ended the call first (a filter's local reply, the client going away).
+func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error {
+	ctx, cancel := context.WithCancel(down.Context())
+	defer cancel()
+	ctx = metadata.NewOutgoingContext(ctx, call.Header)
+
+	opts := make([]grpc.CallOption, 1, 3)
+	opts[0] = grpc.ForceCodecV2(rawcodec.Codec{})
+	if call.ContentSubtype != "" {
+		opts = append(opts, grpc.CallContentSubtype(call.ContentSubtype))
+	}
+	if call.Compressor != "" {
+		opts = append(opts, grpc.UseCompressor(call.Compressor))
+	}
+	up, err := t.conn.NewStream(ctx, bidiDesc, call.Method, opts...)
+	if err != nil {
+		return err
+	}
+
+	p := &pump{cancel: cancel}
+	go p.requests(down, up)
+	return p.responses(down, up)
+}
+
+// pump moves one call's frames. requests runs on its own goroutine,
+// responses on the handler's.
+type pump struct {
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	reqErr error // why the request side stopped the call, if it did
+}
+
+// requests copies client frames upstream until the client half-closes, then
+// half-closes upstream. If the client side fails (the client went away, or a
+// filter's request hook ended the call), it records why and cancels the
+// upstream stream, which ends responses.
+func (p *pump) requests(down pipeline.ServerStream, up grpc.ClientStream) {
+	f := new(rawcodec.Frame)
+	for {
+		err := down.RecvMsg(f)
+		if err == io.EOF {
+			_ = up.CloseSend()
+			return
+		}
+		if err != nil {
+			p.mu.Lock()
+			p.reqErr = err
+			p.mu.Unlock()
+			p.cancel()
+			return
+		}
+		err = up.SendMsg(f)
+		f.Free() // no-op unless grpc-go refused the frame before taking it
+		if err != nil {
+			// io.EOF: the upstream ended the stream; its status reaches
+			// the client through responses. Stop reading the client.
+			return
+		}
+	}
+}
+
+// responses relays the upstream's headers, frames, trailers and status.
+func (p *pump) responses(down pipeline.ServerStream, up grpc.ClientStream) error {
+	// Header blocks until the upstream sends headers or ends the stream.
+	// nil means a trailers-only answer: send no headers, so the client also
+	// gets a trailers-only answer.
+	if md, _ := up.Header(); md != nil {
+		if err := down.SendHeader(pipeline.ResponseHeader(md)); err != nil {
+			return p.abort(err)
+		}
+	}
+	f := new(rawcodec.Frame)
+	for {
+		err := up.RecvMsg(f)
+		if err != nil {
+			if tr := pipeline.ResponseHeader(up.Trailer()); len(tr) > 0 {
+				down.SetTrailer(tr)
+			}
+			if reqErr := p.requestError(); reqErr != nil {
+				return reqErr
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if err := down.SendMsg(f); err != nil {
+			f.Free()
+			return p.abort(err)
+		}
+	}
+}
+
+// abort ends the call after the client side failed on the response path:
+// it cancels the upstream and returns the error that ended the call.
+func (p *pump) abort(err error) error {
+	p.cancel()
+	if reqErr := p.requestError(); reqErr != nil {
+		return reqErr
+	}
+	return err
+}
+
+func (p *pump) requestError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reqErr
+}
+
+var _ pipeline.Handler = (*Terminal)(nil)

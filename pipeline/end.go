@@ -1,0 +1,40 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// End is how a call ends, as [ResponseEndHook] sees it: the status the client
+// will receive and the trailers sent with it. Hooks may replace either.
+type End struct {
+	// Status is the final status; never nil (codes.OK on success).
+	Status *status.Status
+	// Trailer is the trailing metadata; hooks may add, change or remove keys.
+	// It may be nil.
+	Trailer metadata.MD
+}
+
+// Err returns the status as an error, nil for OK.
+func (e *End) Err() error { return e.Status.Err() }
+
+var okStatus = status.New(codes.OK, "")
+
+// statusOf converts a call's error into a status: nil is OK, context errors
+// become Canceled or DeadlineExceeded, other non-status errors Unknown.
+func statusOf(err error) *status.Status {
+	if err == nil {
+		return okStatus
+	}
+	if s, ok := status.FromError(err); ok {
+		return s
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err)
+	}
+	return status.New(codes.Unknown, err.Error())
+}

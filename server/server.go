@@ -1,0 +1,133 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // clients may compress with gzip; the proxy compresses the same way
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/manifold-grpc/manifold/pipeline"
+	"github.com/manifold-grpc/manifold/transport/rawcodec"
+)
+
+// Server is a running proxy. Create it with [New], start it with [Server.Serve]
+// and stop it with [Server.Shutdown].
+type Server struct {
+	opts    options
+	handler pipeline.Handler
+	grpc    *grpc.Server
+	health  *health.Server
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a server that sends every call to handler (normally a built
+// [pipeline.Chain], or a chain whose terminal is a router).
+func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
+	if handler == nil {
+		return nil, errors.New("server: nil handler")
+	}
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxRecv <= 0 || o.maxSend <= 0 {
+		return nil, fmt.Errorf("server: max message sizes must be positive, got recv %d send %d", o.maxRecv, o.maxSend)
+	}
+	s := &Server{opts: o, handler: handler, health: health.NewServer()}
+	gopts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(rawcodec.Codec{}),
+		grpc.UnknownServiceHandler(s.serve),
+		grpc.MaxRecvMsgSize(o.maxRecv),
+		grpc.MaxSendMsgSize(o.maxSend),
+		grpc.KeepaliveParams(o.keepalive),
+		grpc.KeepaliveEnforcementPolicy(o.enforcement),
+	}
+	if o.tls != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls)))
+	}
+	gopts = append(gopts, o.grpcOptions...)
+	s.grpc = grpc.NewServer(gopts...)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	return s, nil
+}
+
+// GRPC returns the underlying grpc-go server, to register services the proxy
+// answers itself. Calls to registered services do not go through the chain.
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// Health returns the server's health service, to report serving status.
+func (s *Server) Health() *health.Server { return s.health }
+
+// Serve accepts connections on lis until Shutdown. It returns nil after a
+// Shutdown, or the listener's error.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server gracefully: it reports NOT_SERVING on the health
+// service, stops accepting new calls and waits for the calls in flight. When
+// ctx ends first, the remaining calls are cancelled. Then every closer given
+// with [WithCloser] is closed. It returns ctx's error if calls had to be
+// cancelled, and any error from the closers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.grpc.Stop()
+		<-done
+	}
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, c := range s.opts.closers {
+			if cerr := c.Close(); cerr != nil {
+				errs = append(errs, cerr)
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return errors.Join(err, s.closeErr)
+}
+
+// serve is the unknown-service handler: every call not answered by a
+// registered service.
+func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
+	call := pipeline.NewCall(stream)
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.logger.Error("panic while serving call",
+				slog.String("method", call.Method),
+				slog.Any("panic", r),
+				slog.String("stack", string(debug.Stack())))
+			err = status.Error(codes.Internal, "manifold: internal error")
+		}
+	}()
+	if s.opts.forwardedFor {
+		call.AppendForwardedFor()
+	}
+	return s.handler.Serve(call, stream)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -14,22 +15,44 @@ import (
 	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
 
+// DefaultDeadlineReserve is how much earlier than the client's deadline the
+// upstream's deadline falls, at most: each hop measures the timeout it
+// receives from the moment it arrives, so without a reserve the upstream
+// would give up after the client, and its status could not reach the
+// client. The reserve is also capped at 5 % of the remaining time, so that
+// short deadlines stay usable.
+const DefaultDeadlineReserve = 10 * time.Millisecond
+
 // Terminal forwards calls one-to-one to a cluster. It is safe for concurrent
 // use.
 type Terminal struct {
 	cluster string
 	conn    grpc.ClientConnInterface
+	reserve time.Duration
+}
+
+// Option configures a [Terminal].
+type Option func(*Terminal)
+
+// WithDeadlineReserve sets the upper bound of the deadline reserve (see
+// [DefaultDeadlineReserve]); 0 passes the client's deadline unchanged.
+func WithDeadlineReserve(d time.Duration) Option {
+	return func(t *Terminal) { t.reserve = d }
 }
 
 // New returns a terminal that forwards to c.
-func New(c *cluster.Cluster) *Terminal {
-	return &Terminal{cluster: c.Name(), conn: c.Conn()}
+func New(c *cluster.Cluster, opts ...Option) *Terminal {
+	return NewConn(c.Name(), c.Conn(), opts...)
 }
 
 // NewConn returns a terminal that forwards to any grpc client connection;
 // name identifies it in errors and logs.
-func NewConn(name string, conn grpc.ClientConnInterface) *Terminal {
-	return &Terminal{cluster: name, conn: conn}
+func NewConn(name string, conn grpc.ClientConnInterface, opts ...Option) *Terminal {
+	t := &Terminal{cluster: name, conn: conn, reserve: DefaultDeadlineReserve}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
 // Cluster returns the name of the cluster the terminal forwards to.
@@ -40,7 +63,7 @@ var bidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 // Serve forwards one call. It returns the upstream's status, or the error
 // that ended the call first (a filter's local reply, the client going away).
 func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error {
-	ctx, cancel := context.WithCancel(down.Context())
+	ctx, cancel := t.upstreamContext(down.Context())
 	defer cancel()
 	ctx = metadata.NewOutgoingContext(ctx, call.Header)
 
@@ -60,6 +83,20 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	p := &pump{cancel: cancel}
 	go p.requests(down, up)
 	return p.responses(down, up)
+}
+
+// upstreamContext derives the upstream call's context: cancelled with the
+// client's, with a deadline a little before the client's.
+func (t *Terminal) upstreamContext(parent context.Context) (context.Context, context.CancelFunc) {
+	d, ok := parent.Deadline()
+	if !ok || t.reserve <= 0 {
+		return context.WithCancel(parent)
+	}
+	reserve := min(t.reserve, time.Until(d)/20)
+	if reserve <= 0 {
+		return context.WithCancel(parent)
+	}
+	return context.WithDeadline(parent, d.Add(-reserve))
 }
 
 // pump moves one call's frames. requests runs on its own goroutine,

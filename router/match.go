@@ -33,6 +33,9 @@ func (m *Match) Validate() error {
 	if strings.Contains(m.Service, "/") {
 		return fmt.Errorf("service: %q must be a service name like pkg.Service, without slashes", m.Service)
 	}
+	if strings.Contains(m.Authority, "*") && (!strings.HasPrefix(m.Authority, "*.") || len(m.Authority) < 3 || strings.Contains(m.Authority[1:], "*")) {
+		return fmt.Errorf("authority: %q: a wildcard is only allowed as a leading \"*.\", as in *.example.com", m.Authority)
+	}
 	for k := range m.Metadata {
 		if k == "" || k != strings.ToLower(k) {
 			return fmt.Errorf("metadata: key %q must be lowercase and non-empty", k)
@@ -88,8 +91,10 @@ func serviceOf(method string) string {
 
 func matchAuthority(pattern, authority string) bool {
 	host := strings.ToLower(authority)
-	if h, _, ok := strings.Cut(host, ":"); ok && !strings.Contains(host, "]") {
-		host = h
+	// Drop the port: the text after the last colon, unless that colon is
+	// inside an IPv6 literal ("[::1]").
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
 	}
 	pattern = strings.ToLower(pattern)
 	if strings.HasPrefix(pattern, "*.") {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -23,7 +24,7 @@ import (
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
-	"github.com/manifold-grpc/manifold/pipeline"
+	"github.com/manifold-grpc/manifold/server"
 	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
 
@@ -201,9 +202,9 @@ func heapInUse() int64 {
 }
 
 // bufferAddrs returns the address of the first byte of each buffer.
-func bufferAddrs(f *rawcodec.Frame) []uintptr {
+func bufferAddrs(data mem.BufferSlice) []uintptr {
 	var out []uintptr
-	for _, b := range f.Data {
+	for _, b := range data {
 		if d := b.ReadOnlyData(); len(d) > 0 {
 			out = append(out, uintptrOf(d))
 		}
@@ -211,42 +212,45 @@ func bufferAddrs(f *rawcodec.Frame) []uintptr {
 	return out
 }
 
-// TestZeroCopy: the buffers grpc-go's server hands the proxy are the very
-// buffers the proxy hands grpc-go's client for the upstream, and the other
-// way round. A filter at the top of the chain records what came in; a
-// client interceptor on the cluster's connection records what goes out.
+// recordingCodec is the proxy's codec, recording the buffers it receives
+// from grpc-go (Unmarshal) and hands back (Marshal).
+type recordingCodec struct {
+	rawcodec.Codec
+	mu      sync.Mutex
+	in, out [][]uintptr
+}
+
+func (c *recordingCodec) Marshal(v any) (mem.BufferSlice, error) {
+	data, err := c.Codec.Marshal(v)
+	c.mu.Lock()
+	c.out = append(c.out, bufferAddrs(data))
+	c.mu.Unlock()
+	return data, err
+}
+
+func (c *recordingCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	c.mu.Lock()
+	c.in = append(c.in, bufferAddrs(data))
+	c.mu.Unlock()
+	return c.Codec.Unmarshal(data, v)
+}
+
+// TestZeroCopy: the buffers grpc-go's server hands the proxy's codec are the
+// very buffers the codec hands grpc-go's client for the upstream, and the
+// other way round: the proxy never copies a message, whatever its size.
 func TestZeroCopy(t *testing.T) {
-	var mu sync.Mutex
-	var inReq, outReq, inResp, outResp [][]uintptr
-	record := func(dst *[][]uintptr, f *rawcodec.Frame) {
-		mu.Lock()
-		*dst = append(*dst, bufferAddrs(f))
-		mu.Unlock()
-	}
-	top := &pipeline.Funcs{
-		FilterName: "record",
-		RequestMessage: func(_ context.Context, _ *pipeline.Call, f *rawcodec.Frame) error {
-			record(&inReq, f)
-			return nil
-		},
-		ResponseMessage: func(_ context.Context, _ *pipeline.Call, f *rawcodec.Frame) error {
-			record(&outResp, f)
-			return nil
-		},
-	}
+	downstream := &recordingCodec{} // client side of the proxy
+	upstream := &recordingCodec{}   // upstream side
 	intercept := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if err != nil {
-			return nil, err
-		}
-		return &recordingStream{ClientStream: cs, send: func(f *rawcodec.Frame) { record(&outReq, f) }, recv: func(f *rawcodec.Frame) { record(&inResp, f) }}, nil
+		return streamer(ctx, desc, cc, method, append(opts, grpc.ForceCodecV2(upstream))...)
 	}
 	addr, _ := testbackend.Start(t, &testbackend.Service{})
 	env := proxytest.Start(t, addr, proxytest.Config{
-		Filters: []pipeline.Filter{top},
-		Cluster: cluster.Config{DialOptions: []grpc.DialOption{grpc.WithStreamInterceptor(intercept)}},
+		ServerOptions: []server.Option{server.WithGRPCOptions(grpc.ForceServerCodecV2(downstream))},
+		Cluster:       cluster.Config{DialOptions: []grpc.DialOption{grpc.WithStreamInterceptor(intercept)}},
 	})
-	for _, size := range []int{16, 64 << 10, 1 << 20} {
+	sizes := []int{16, 64 << 10, 1 << 20}
+	for _, size := range sizes {
 		body := bytes.Repeat([]byte{7}, size)
 		resp, err := env.Client.UnaryCall(context.Background(), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: body}})
 		if err != nil {
@@ -256,31 +260,14 @@ func TestZeroCopy(t *testing.T) {
 			t.Fatal("payload changed")
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(inReq) != 3 || fmt.Sprint(inReq) != fmt.Sprint(outReq) {
-		t.Errorf("request buffers were copied:\n in  %v\n out %v", inReq, outReq)
+	downstream.mu.Lock()
+	defer downstream.mu.Unlock()
+	upstream.mu.Lock()
+	defer upstream.mu.Unlock()
+	if len(downstream.in) != len(sizes) || fmt.Sprint(downstream.in) != fmt.Sprint(upstream.out) {
+		t.Errorf("request buffers were copied:\n received %v\n sent     %v", downstream.in, upstream.out)
 	}
-	if len(inResp) != 3 || fmt.Sprint(inResp) != fmt.Sprint(outResp) {
-		t.Errorf("response buffers were copied:\n in  %v\n out %v", inResp, outResp)
+	if len(upstream.in) != len(sizes) || fmt.Sprint(upstream.in) != fmt.Sprint(downstream.out) {
+		t.Errorf("response buffers were copied:\n received %v\n sent     %v", upstream.in, downstream.out)
 	}
-}
-
-// recordingStream sees frames as they cross the grpc-go client API.
-type recordingStream struct {
-	grpc.ClientStream
-	send, recv func(*rawcodec.Frame)
-}
-
-func (s *recordingStream) SendMsg(m any) error {
-	s.send(m.(*rawcodec.Frame))
-	return s.ClientStream.SendMsg(m)
-}
-
-func (s *recordingStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	if err == nil {
-		s.recv(m.(*rawcodec.Frame))
-	}
-	return err
 }

@@ -22,10 +22,6 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	data := f.Data
 	f.Data = nil
-	if data == nil {
-		// grpc-go expects a non-nil slice for an empty message.
-		data = mem.BufferSlice{}
-	}
 	return data, nil
 }
 

@@ -271,3 +271,79 @@ func TestZeroCopy(t *testing.T) {
 		t.Errorf("response buffers were copied:\n received %v\n sent     %v", upstream.in, downstream.out)
 	}
 }
+
+// TestSlowUpstreamBoundsHeap: a client streams 64 MiB to a backend that
+// stops reading. Flow control must stop the client; the proxy must not
+// buffer the stream.
+func TestSlowUpstreamBoundsHeap(t *testing.T) {
+	const (
+		msgSize = 64 << 10
+		count   = 1024
+	)
+	resume := make(chan struct{})
+	svc := &testbackend.Service{
+		ClientStream: func(s testpb.TestService_StreamingInputCallServer) error {
+			if _, err := s.Recv(); err != nil {
+				return err
+			}
+			<-resume
+			n := int32(1)
+			for {
+				if _, err := s.Recv(); err == io.EOF {
+					return s.SendAndClose(&testpb.StreamingInputCallResponse{AggregatedPayloadSize: n})
+				} else if err != nil {
+					return err
+				}
+				n++
+			}
+		},
+	}
+	addr, _ := testbackend.Start(t, svc)
+	env := proxytest.Start(t, addr, proxytest.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	base := heapInUse()
+	s, err := env.Client.StreamingInputCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	sendErr := make(chan error, 1)
+	go func() {
+		req := &testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: make([]byte, msgSize)}}
+		for i := 0; i < count; i++ {
+			if err := s.Send(req); err != nil {
+				sendErr <- err
+				return
+			}
+			sent.Add(1)
+		}
+		sendErr <- nil
+	}()
+	last := int64(-1)
+	for sent.Load() != last && sent.Load() < count {
+		last = sent.Load()
+		time.Sleep(200 * time.Millisecond)
+	}
+	stalled := sent.Load()
+	peak := heapInUse()
+	close(resume)
+	if stalled >= count {
+		t.Fatalf("the client sent all %d messages while the backend read one: something buffers the stream", count)
+	}
+	if grown := peak - base; grown > 32<<20 {
+		t.Errorf("heap grew by %d MiB while the backend was not reading", grown>>20)
+	}
+	t.Logf("client stalled after %d of %d messages; heap grew %d KiB", stalled, count, (peak-base)>>10)
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetAggregatedPayloadSize() != count {
+		t.Fatalf("backend got %d messages, want %d", resp.GetAggregatedPayloadSize(), count)
+	}
+}

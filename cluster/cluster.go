@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -16,10 +17,19 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 )
 
-// DefaultConnectTimeout bounds one connection attempt to an upstream, so
-// that a call to an upstream that accepts TCP but never speaks HTTP/2 fails
-// with UNAVAILABLE instead of waiting for grpc-go's 20 s default.
+// DefaultConnectTimeout is the shortest time a connection attempt to an
+// upstream may take before it is abandoned (grpc-go's MinConnectTimeout; an
+// attempt may last longer when the reconnect backoff has grown past it). It
+// is lower than grpc-go's 20 s default so that calls to an upstream that
+// accepts TCP but never speaks HTTP/2 fail with UNAVAILABLE sooner.
 const DefaultConnectTimeout = 5 * time.Second
+
+// DefaultMaxMessageSize is the largest response message a cluster accepts
+// from its upstream, the same as the server's default limit each way.
+// grpc-go's own 4 MiB client default would make the proxy refuse answers its
+// clients accept. Raise it with [grpc.WithDefaultCallOptions] and
+// [grpc.MaxCallRecvMsgSize] in [Config.DialOptions].
+const DefaultMaxMessageSize = 64 << 20
 
 // Config describes one cluster. Exactly one of Target and Addresses is set.
 type Config struct {
@@ -37,7 +47,10 @@ type Config struct {
 	// choice (pick_first unless its service config says otherwise) for
 	// Target.
 	LoadBalancing string `yaml:"load_balancing"`
-	// ConnectTimeout bounds each connection attempt. Default 5s.
+	// ConnectTimeout is how long a connection attempt may take at least
+	// before it is abandoned and the upstream counts as unavailable
+	// (grpc-go's MinConnectTimeout; later attempts may take as long as the
+	// reconnect backoff). Default 5s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// TLS, when set, secures the connections to the upstream; nil means
 	// plaintext.
@@ -62,7 +75,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster %q: connect_timeout: must not be negative", c.Name)
 	}
 	for i, a := range c.Addresses {
-		if a == "" || strings.Contains(a, "://") {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil || port == "" || strings.Contains(a, "/") {
 			return fmt.Errorf("cluster %q: addresses[%d]: %q is not host:port", c.Name, i, a)
 		}
 	}
@@ -102,6 +116,7 @@ func New(cfg Config) (*Cluster, error) {
 			Backoff:           backoff.DefaultConfig,
 			MinConnectTimeout: timeout,
 		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(DefaultMaxMessageSize)),
 	}
 	if cfg.Keepalive != nil {
 		opts = append(opts, grpc.WithKeepaliveParams(*cfg.Keepalive))

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/pipeline"
-	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
 
 // Server is a running proxy. Create it with [New], start it with [Server.Serve]
@@ -48,12 +47,15 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 	}
 	s := &Server{opts: o, handler: handler, health: health.NewServer()}
 	gopts := []grpc.ServerOption{
-		grpc.ForceServerCodecV2(rawcodec.Codec{}),
+		grpc.ForceServerCodecV2(newCodec()),
 		grpc.UnknownServiceHandler(s.serve),
 		grpc.MaxRecvMsgSize(o.maxRecv),
 		grpc.MaxSendMsgSize(o.maxSend),
 		grpc.KeepaliveParams(o.keepalive),
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
+		// Stop returns only after every handler has returned, so that the
+		// closers (upstream connections) outlive the calls that use them.
+		grpc.WaitForHandlers(true),
 	}
 	if o.tls != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls)))

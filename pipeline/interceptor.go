@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"io"
+	"sync"
 
 	"google.golang.org/grpc"
 
@@ -55,12 +56,8 @@ func UnaryInterceptor(name string, i grpc.UnaryServerInterceptor) Filter {
 		}
 		resp, err := i(u.ctx, req, info, func(ctx context.Context, r any) (any, error) {
 			u.ctx = ctx
-			if f, ok := r.(*rawcodec.Frame); ok && f != nil && f != u.first {
-				// The interceptor replaced the request.
-				if u.first != nil {
-					u.first.Free()
-				}
-				u.first, u.eof = f, false
+			if f, ok := r.(*rawcodec.Frame); ok && f != nil {
+				u.replaceFirst(f)
 			}
 			err := next.Serve(call, u)
 			held := u.held
@@ -76,8 +73,8 @@ func UnaryInterceptor(name string, i grpc.UnaryServerInterceptor) Filter {
 			}
 			return held, nil
 		})
-		if u.first != nil {
-			u.first.Free() // never read by the chain
+		if f := u.takeFirst(); f != nil {
+			f.Free() // never read by the chain
 		}
 		f, _ := resp.(*rawcodec.Frame)
 		if err != nil {
@@ -100,27 +97,56 @@ func UnaryInterceptor(name string, i grpc.UnaryServerInterceptor) Filter {
 // holds back the first response message.
 type unaryStream struct {
 	ServerStream
-	ctx       context.Context
-	first     *rawcodec.Frame // the request, until the chain reads it
-	eof       bool
+	ctx context.Context
+
+	// mu guards first and eof: the rest of the chain may call RecvMsg on
+	// another goroutine, even one that runs on after it returned.
+	mu    sync.Mutex
+	first *rawcodec.Frame // the request, until the chain reads it
+	eof   bool
+
 	held      *rawcodec.Frame // the first response, until the handler returns
 	streaming bool
+}
+
+// replaceFirst makes f the request the chain reads, when the interceptor
+// passed its handler another frame than the one it got.
+func (u *unaryStream) replaceFirst(f *rawcodec.Frame) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if f == u.first {
+		return
+	}
+	if u.first != nil {
+		u.first.Free()
+	}
+	u.first, u.eof = f, false
+}
+
+// takeFirst returns the request if the chain has not read it, and stops
+// replaying it.
+func (u *unaryStream) takeFirst() *rawcodec.Frame {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.first
+	u.first = nil
+	return f
 }
 
 func (u *unaryStream) Context() context.Context { return u.ctx }
 
 func (u *unaryStream) RecvMsg(m any) error {
-	if u.first != nil {
-		f, ok := m.(*rawcodec.Frame)
-		if !ok {
-			return u.ServerStream.RecvMsg(m)
+	if f, ok := m.(*rawcodec.Frame); ok {
+		if first := u.takeFirst(); first != nil {
+			f.Replace(first.Data)
+			first.Data = nil
+			return nil
 		}
-		f.Replace(u.first.Data)
-		u.first.Data = nil
-		u.first = nil
-		return nil
 	}
-	if u.eof {
+	u.mu.Lock()
+	eof := u.eof
+	u.mu.Unlock()
+	if eof {
 		return io.EOF
 	}
 	return u.ServerStream.RecvMsg(m)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -84,8 +85,22 @@ func (s *hookStage) Serve(call *Call, stream ServerStream) error {
 		return s.next.Serve(call, stream)
 	}
 	w := &stageStream{ServerStream: stream, stage: s, call: call, ctx: ctx}
-	err := s.next.Serve(call, w)
+	err := s.serveNext(ctx, call, stream, w)
 	return s.finish(ctx, call, stream, w, err, allFilters)
+}
+
+// serveNext runs the rest of the chain. If it panics (the terminal, say),
+// the stage's response hooks still see the call end, as Internal, before the
+// panic goes on to whoever recovers it: an around filter such as a recovery
+// interceptor, or the server.
+func (s *hookStage) serveNext(ctx context.Context, call *Call, stream ServerStream, w *stageStream) error {
+	defer func() {
+		if r := recover(); r != nil {
+			_ = s.finish(ctx, call, stream, w, status.Error(codes.Internal, "pipeline: panic in the rest of the chain"), allFilters)
+			panic(r)
+		}
+	}()
+	return s.next.Serve(call, w)
 }
 
 // finish runs the response header hooks if headers were set but never sent,

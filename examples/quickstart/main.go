@@ -260,4 +260,6 @@ func (echoService) Chat(s grpc.BidiStreamingServer[echopb.SayRequest, echopb.Say
 	}
 }
 
-func shortMethod(m string) string { return m[strings.LastIndexByte(m[:strings.LastIndexByte(m, '/')], '.')+1:] }
+func shortMethod(m string) string {
+	return m[strings.LastIndexByte(m[:strings.LastIndexByte(m, '/')], '.')+1:]
+}

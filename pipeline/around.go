@@ -11,6 +11,35 @@ type aroundStage struct {
 }
 
 func (a *aroundStage) Serve(call *Call, stream ServerStream) (err error) {
-	defer recoverFilter(&err, a.name, "Around", a.log)
-	return a.fn(call, stream, a.next)
+	next := &guardedNext{next: a.next}
+	defer func() {
+		if next.panicked {
+			// The panic came from below; it is not this filter's. Let it
+			// go on to whoever recovers it (the server logs it once).
+			return
+		}
+		if r := recover(); r != nil {
+			err = filterPanicked(r, a.name, "Around", a.log)
+		}
+	}()
+	return a.fn(call, stream, next)
+}
+
+// guardedNext records whether the rest of the chain panicked, so that an
+// around filter is not blamed for a panic it only passed through.
+type guardedNext struct {
+	next     Handler
+	panicked bool
+}
+
+func (g *guardedNext) Serve(call *Call, stream ServerStream) error {
+	done := false
+	defer func() {
+		if !done {
+			g.panicked = true
+		}
+	}()
+	err := g.next.Serve(call, stream)
+	done = true
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 )
 
 // Chain is a built filter chain: filters compiled into per-hook lists around
@@ -54,7 +55,7 @@ func Build(filters []Filter, terminal Handler, opts ...Option) (*Chain, error) {
 	var stages []stage
 	var cur stage
 	for i, f := range filters {
-		if f == nil {
+		if isNil(f) {
 			return nil, fmt.Errorf("pipeline: filter %d is nil", i)
 		}
 		if f.Name() == "" {
@@ -105,6 +106,20 @@ func (c *Chain) Touches() Touch { return c.touches }
 
 // Filters returns the chain's filters, outermost first.
 func (c *Chain) Filters() []Filter { return append([]Filter(nil), c.filters...) }
+
+// isNil reports a nil filter, including a typed nil pointer in a non-nil
+// interface, whose methods would panic.
+func isNil(f Filter) bool {
+	if f == nil {
+		return true
+	}
+	v := reflect.ValueOf(f)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Interface, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
+}
 
 func (h hooks) any() bool {
 	return h.touches() != 0

@@ -228,6 +228,7 @@ func TestBuildErrors(t *testing.T) {
 	}{
 		{"nil terminal", nil, nil, "nil terminal"},
 		{"nil filter", []pipeline.Filter{headerOnly{}, nil}, nopTerminal, "filter 1 is nil"},
+		{"typed nil filter", []pipeline.Filter{(*pipeline.Funcs)(nil)}, nopTerminal, "filter 0 is nil"},
 		{"empty name", []pipeline.Filter{&pipeline.Funcs{RequestHeaders: func(context.Context, *pipeline.Call) error { return nil }}}, nopTerminal, "filter 0 (*pipeline.Funcs) has an empty name"},
 		{"empty name from adapter", []pipeline.Filter{headerOnly{}, pipeline.AroundFunc("", nil)}, nopTerminal, "filter 1"},
 	}

@@ -14,8 +14,8 @@ import (
 type End struct {
 	// Status is the final status; never nil (codes.OK on success).
 	Status *status.Status
-	// Trailer is the trailing metadata; hooks may add, change or remove keys.
-	// It may be nil.
+	// Trailer is the trailing metadata; hooks may add, change or remove
+	// keys. It is never nil.
 	Trailer metadata.MD
 }
 

@@ -46,10 +46,12 @@ type RequestEndHook interface {
 }
 
 // ResponseHeadersHook sees the response headers, in reverse chain order,
-// before they are sent to the client. It may change header in place.
-// It runs once per call that sends headers; a trailers-only response (an
-// upstream that failed without sending headers) skips it unless a hook's
-// change makes the header non-empty. Returning an error ends the call.
+// before they are sent to the client, and may change them in place. It runs
+// once per call. When the call ends without headers (an upstream that
+// answered trailers-only, or a local reply), it runs on an empty header at
+// the end of the call; if a hook adds something, the header is sent before
+// the trailers, otherwise the answer stays trailers-only. Returning an error
+// ends the call.
 type ResponseHeadersHook interface {
 	Filter
 	OnResponseHeaders(ctx context.Context, call *Call, header metadata.MD) error
@@ -65,7 +67,9 @@ type ResponseMessageHook interface {
 // ResponseEndHook sees how the call ends: the status and trailers the client
 // will get, in reverse chain order. It runs exactly once per call that
 // reached the filter, whatever happened, including local replies of later
-// filters, upstream failures and panics. It may change end.
+// filters, upstream failures and panics. It may change end. Once the first
+// end hook of a stage runs, no request hook of that stage runs again for the
+// call.
 type ResponseEndHook interface {
 	Filter
 	OnResponseEnd(ctx context.Context, call *Call, end *End)

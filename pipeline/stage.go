@@ -108,6 +108,9 @@ func (s *hookStage) serveNext(ctx context.Context, call *Call, stream ServerStre
 // hands the final trailers and status to the stream below.
 func (s *hookStage) finish(ctx context.Context, call *Call, stream ServerStream, w *stageStream, err error, limit int) error {
 	if w != nil {
+		w.reqMu.Lock()
+		w.ended = true
+		w.reqMu.Unlock()
 		if herr := w.flushHeader(); herr != nil && err == nil {
 			err = herr
 		}
@@ -128,6 +131,9 @@ func (s *hookStage) finish(ctx context.Context, call *Call, stream ServerStream,
 	end := &End{Status: statusOf(err)}
 	if w != nil {
 		end.Trailer = w.trailer
+	}
+	if end.Trailer == nil {
+		end.Trailer = metadata.MD{}
 	}
 	for _, h := range s.respEnd {
 		if h.pos >= limit {
@@ -203,7 +209,12 @@ type stageStream struct {
 	call  *Call
 	ctx   context.Context
 
-	// Request side.
+	// Request side. reqMu keeps request hooks from running once the call
+	// has ended: RecvMsg holds it for reading while hooks run, finish takes
+	// it to set ended. The terminal's request goroutine may outlive the
+	// call (grpc-go only unblocks its RecvMsg when the stream closes).
+	reqMu    sync.RWMutex
+	ended    bool
 	reqEnded bool
 
 	// Response side.
@@ -216,6 +227,19 @@ type stageStream struct {
 func (w *stageStream) RecvMsg(m any) error {
 	err := w.ServerStream.RecvMsg(m)
 	s := w.stage
+	if len(s.reqMessage) == 0 && len(s.reqEnd) == 0 {
+		return err
+	}
+	if err == nil || err == io.EOF {
+		w.reqMu.RLock()
+		defer w.reqMu.RUnlock()
+		if w.ended {
+			if err == nil {
+				freeFrame(m)
+			}
+			return errCallEnded
+		}
+	}
 	if err == io.EOF {
 		if !w.reqEnded {
 			w.reqEnded = true
@@ -343,6 +367,9 @@ func (w *stageStream) SetTrailer(md metadata.MD) {
 	w.trailer = metadata.Join(w.trailer, md)
 	w.mu.Unlock()
 }
+
+// errCallEnded is what a request read returns once the call has ended.
+var errCallEnded = status.Error(codes.Canceled, "pipeline: the call has ended")
 
 func freeFrame(m any) {
 	if f, ok := m.(*rawcodec.Frame); ok {

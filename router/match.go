@@ -21,7 +21,11 @@ type Match struct {
 	Authority string `yaml:"authority"`
 	// Metadata maps request header keys to required values; a key matches
 	// when any of its values equals the one given. The value "*" only
-	// requires the key to be present.
+	// requires the key to be present. Matching sees the outbound headers
+	// after the global chain's request hooks: hop-by-hop keys (user-agent,
+	// content-type, …) are gone, and x-manifold-* keys exist only if a
+	// global filter set them (clients cannot), so such a key can steer
+	// routing safely.
 	Metadata map[string]string `yaml:"metadata"`
 }
 
@@ -39,6 +43,9 @@ func (m *Match) Validate() error {
 	for k := range m.Metadata {
 		if k == "" || k != strings.ToLower(k) {
 			return fmt.Errorf("metadata: key %q must be lowercase and non-empty", k)
+		}
+		if pipeline.IsHopByHop(k) {
+			return fmt.Errorf("metadata: key %q is a hop-by-hop header, removed before routing; match on :authority with authority instead", k)
 		}
 	}
 	return nil

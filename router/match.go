@@ -45,7 +45,7 @@ func (m *Match) Validate() error {
 			return fmt.Errorf("metadata: key %q must be lowercase and non-empty", k)
 		}
 		if pipeline.IsHopByHop(k) {
-			return fmt.Errorf("metadata: key %q is a hop-by-hop header, removed before routing; match on :authority with authority instead", k)
+			return fmt.Errorf("metadata: key %q is a hop-by-hop header, removed before routing, so it can never match", k)
 		}
 	}
 	return nil

@@ -58,15 +58,13 @@ func NewConn(name string, conn grpc.ClientConnInterface, opts ...Option) *Termin
 // Cluster returns the name of the cluster the terminal forwards to.
 func (t *Terminal) Cluster() string { return t.cluster }
 
-var bidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+// BidiDesc describes every proxied call to grpc-go: a transparent proxy
+// forwards all four call kinds as bidirectional streams of raw frames.
+var BidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
-// Serve forwards one call. It returns the upstream's status, or the error
-// that ended the call first (a filter's local reply, the client going away).
-func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error {
-	ctx, cancel := t.upstreamContext(down.Context())
-	defer cancel()
-	ctx = metadata.NewOutgoingContext(ctx, call.Header)
-
+// CallOptions are the options of an upstream call that forwards call
+// unchanged: the raw codec, and the client's content-subtype and compressor.
+func CallOptions(call *pipeline.Call) []grpc.CallOption {
 	opts := make([]grpc.CallOption, 1, 3)
 	opts[0] = grpc.ForceCodecV2(rawcodec.Codec{})
 	if call.ContentSubtype != "" {
@@ -75,7 +73,17 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	if call.Compressor != "" {
 		opts = append(opts, grpc.UseCompressor(call.Compressor))
 	}
-	up, err := t.conn.NewStream(ctx, bidiDesc, call.Method, opts...)
+	return opts
+}
+
+// Serve forwards one call. It returns the upstream's status, or the error
+// that ended the call first (a filter's local reply, the client going away).
+func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error {
+	ctx, cancel := t.upstreamContext(down.Context())
+	defer cancel()
+	ctx = metadata.NewOutgoingContext(ctx, call.Header)
+
+	up, err := t.conn.NewStream(ctx, BidiDesc, call.Method, CallOptions(call)...)
 	if err != nil {
 		return err
 	}

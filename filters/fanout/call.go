@@ -1,0 +1,227 @@
+package fanout
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	grpcmd "google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/manifold-grpc/manifold/filters/metadata"
+	"github.com/manifold-grpc/manifold/methodkind"
+	"github.com/manifold-grpc/manifold/pipeline"
+	"github.com/manifold-grpc/manifold/transport/rawcodec"
+)
+
+// fanCall is one fanned-out call: a request reader goroutine, two
+// goroutines per upstream, and the merger on the handler's goroutine.
+type fanCall struct {
+	t    *Terminal
+	call *pipeline.Call
+	down pipeline.ServerStream
+	kind methodkind.Kind
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	ups    []*upstream
+
+	events   chan event
+	finished chan struct{} // closed when the merger stops listening
+	wg       sync.WaitGroup
+
+	reqMu  sync.Mutex
+	reqErr error // why the request side ended the call, if it did
+}
+
+func newFanCall(t *Terminal, call *pipeline.Call, down pipeline.ServerStream, targets []int, kind methodkind.Kind) *fanCall {
+	ctx, cancel := context.WithCancel(down.Context())
+	c := &fanCall{
+		t: t, call: call, down: down, kind: kind,
+		ctx: ctx, cancel: cancel,
+		events:   make(chan event),
+		finished: make(chan struct{}),
+	}
+	out := grpcmd.NewOutgoingContext(ctx, call.Header)
+	deadline, hasDeadline := t.upstreamDeadline(ctx)
+	for _, m := range targets {
+		u := &upstream{
+			c: c, member: m, name: t.members[m].Name,
+			queue: make(chan mem.BufferSlice, t.cfg.QueueSize),
+			gone:  make(chan struct{}),
+			ack:   make(chan struct{}, 1),
+		}
+		uctx, ucancel := context.WithCancel(out)
+		if hasDeadline {
+			uctx, ucancel = withDeadline(uctx, ucancel, deadline)
+		}
+		if t.cfg.UpstreamTimeout > 0 {
+			uctx, ucancel = withDeadline(uctx, ucancel, time.Now().Add(t.cfg.UpstreamTimeout))
+		}
+		u.ctx, u.cancel = uctx, ucancel
+		c.ups = append(c.ups, u)
+	}
+	return c
+}
+
+// withDeadline narrows ctx, chaining the cancel functions.
+func withDeadline(ctx context.Context, cancel context.CancelFunc, d time.Time) (context.Context, context.CancelFunc) {
+	ctx, c2 := context.WithDeadline(ctx, d)
+	return ctx, func() { c2(); cancel() }
+}
+
+// run starts every upstream at once, merges, and leaves nothing running but
+// the request reader (which grpc-go unblocks when the call's stream closes).
+func (c *fanCall) run() error {
+	c.t.stats.calls.Add(1)
+	c.t.stats.upstreamCalls.Add(int64(len(c.ups)))
+	c.wg.Add(len(c.ups))
+	for _, u := range c.ups {
+		go u.run()
+	}
+	go c.readRequests()
+
+	var err error
+	if c.kind.ServerStreams() {
+		err = c.mergeStream()
+	} else {
+		err = c.mergeUnary()
+	}
+
+	// Stop everything and wait: no upstream goroutine or stream outlives the
+	// call.
+	for _, u := range c.ups {
+		u.cancel()
+	}
+	close(c.finished)
+	c.wg.Wait()
+	for _, u := range c.ups {
+		u.held.Free()
+		u.held = nil
+	}
+	c.cancel()
+	if reqErr := c.requestError(); reqErr != nil {
+		return reqErr
+	}
+	return err
+}
+
+// readRequests broadcasts every request frame to every live upstream. Each
+// upstream's queue is bounded: a slow upstream delays nobody until its
+// queue is full, then the client waits.
+func (c *fanCall) readRequests() {
+	var f rawcodec.Frame
+	for {
+		err := c.down.RecvMsg(&f)
+		if err == io.EOF {
+			for _, u := range c.ups {
+				close(u.queue)
+			}
+			return
+		}
+		if err != nil {
+			c.reqMu.Lock()
+			c.reqErr = err
+			c.reqMu.Unlock()
+			c.cancel()
+			return
+		}
+		for _, u := range c.ups {
+			select {
+			case <-u.gone:
+				continue
+			default:
+			}
+			f.Data.Ref()
+			select {
+			case u.queue <- f.Data:
+			case <-u.gone:
+				f.Data.Free()
+			case <-c.ctx.Done():
+				f.Data.Free()
+			}
+		}
+		f.Free()
+		if c.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (c *fanCall) requestError() error {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	return c.reqErr
+}
+
+// end records an upstream's end and decides whether it contributes an error
+// item. It reports whether the upstream succeeded.
+func (c *fanCall) end(u *upstream, ev event) bool {
+	u.ended = true
+	u.final = ev.st
+	u.trailer = ev.trailer
+	u.cancel()
+	switch {
+	case u.failure != nil:
+		// Already judged (a unary upstream that sent two messages).
+	case ev.st.Code() != codes.OK:
+		u.failure = ev.st
+	case !c.kind.ServerStreams() && u.msgs == 0:
+		u.failure = status.New(codes.Internal, "fanout: upstream ended a unary call with OK and no response message")
+	}
+	if u.failure != nil {
+		c.t.stats.upstreamErrors.Add(1)
+		u.held.Free()
+		u.held = nil
+		return false
+	}
+	return true
+}
+
+// failFast returns the status that ends the call when fail_fast is on and
+// u failed: the upstream's, naming it.
+func (c *fanCall) failFast(u *upstream) error {
+	p := u.failure.Proto()
+	p.Message = u.name + ": " + p.Message
+	return status.FromProto(p).Err()
+}
+
+// errorMetadata is the metadata of u's error item.
+func (u *upstream) errorMetadata() metadata.Metadata {
+	return metadata.Metadata{Hostname: u.name, Error: u.failure.Err().Error(), Status: u.failure.Proto()}
+}
+
+// mergedTrailer joins the trailers of the upstreams that ended.
+func (c *fanCall) mergedTrailer() grpcmd.MD {
+	var all grpcmd.MD
+	for _, u := range c.ups {
+		if len(u.trailer) > 0 {
+			all = grpcmd.Join(all, pipeline.ResponseHeader(u.trailer))
+		}
+	}
+	return all
+}
+
+// headerUnion joins the headers received so far.
+func (c *fanCall) headerUnion() grpcmd.MD {
+	all := grpcmd.MD{}
+	for _, u := range c.ups {
+		if len(u.header) > 0 {
+			all = grpcmd.Join(all, pipeline.ResponseHeader(u.header))
+		}
+	}
+	return all
+}
+
+// quorumError is the status of a call whose quorum cannot be reached.
+func (c *fanCall) quorumError(succeeded int) error {
+	return status.Errorf(codes.Unavailable, "fanout: quorum of %d not reached: %d of %d targets succeeded", c.t.cfg.Policy.Quorum, succeeded, len(c.ups))
+}
+
+func (c *fanCall) String() string {
+	return fmt.Sprintf("fanout call %s to %d targets", c.call.Method, len(c.ups))
+}

@@ -1,0 +1,52 @@
+// Package fanout is the one-to-many terminal: one call in, N upstream
+// members answer, one merged answer out, and one failing member never fails
+// the whole call.
+//
+// # Targets
+//
+// A call goes to every member of the group, or to the members named in a
+// request header (default "nodes": comma-separated names or repeated
+// values). Only names that config lists are accepted; any other name ends
+// the call with INVALID_ARGUMENT naming it, so a client can never make the
+// proxy dial an address. The header is removed before forwarding.
+//
+// # Opening
+//
+// All upstream streams open at once, each in its own goroutine. Each gets the
+// client's deadline minus a reserve (default 10 % of the remaining time, at
+// least 20 ms) and an optional per-upstream timeout, so that the answers of
+// healthy members reach the client before its deadline even when one member
+// hangs.
+//
+// # Merging
+//
+// How answers merge depends on the method's kind, which must be known
+// (config patterns, a protoset, or upstream reflection; see
+// [methodkind]); the proxy never guesses.
+//
+//   - Unary and client-streaming: one response message whose items field
+//     (default 1) holds every target's items in the order the targets were
+//     listed, each with a metadata sub-message (default field 1: hostname,
+//     error, status) spliced in at the wire level by [metadata]. A target
+//     that failed, or misbehaved (no message with OK, or two messages),
+//     contributes one error item.
+//   - Server-streaming and bidi: messages of all targets are interleaved as
+//     they arrive, each target's own order kept, each with its metadata
+//     appended as one extra buffer (the payload is not copied). A failing
+//     target adds exactly one error message. Request frames are broadcast to
+//     every live target through its own bounded queue, shared by reference
+//     count, so a slow target delays nobody until its queue is full, and then
+//     back-pressure reaches the client.
+//
+// Response headers are the union of the targets' headers, sent before the
+// first message: the proxy waits for every target still opening, but at
+// most the header wait (default 200 ms) after a message is ready; headers
+// that come later are dropped and counted. Trailers are merged.
+//
+// # Policies
+//
+// all (default) waits for every target; first answers with the first
+// target that succeeds and cancels the rest (hedging); quorum:N answers once
+// N targets succeeded and cancels the rest; fail_fast turns any target's
+// error into the call's status.
+package fanout

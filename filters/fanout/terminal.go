@@ -1,0 +1,199 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/manifold-grpc/manifold/filters/metadata"
+	"github.com/manifold-grpc/manifold/methodkind"
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+// Member is one upstream of a fan-out group.
+type Member struct {
+	// Name identifies the member: clients name it in the nodes header, and
+	// it is spliced into every item the member answers as its hostname.
+	Name string
+	// Conn is the member's shared connection, normally a
+	// [cluster.Cluster]'s.
+	Conn grpc.ClientConnInterface
+}
+
+// Terminal sends each call to many members and merges their answers. It is
+// safe for concurrent use.
+type Terminal struct {
+	members []Member
+	byName  map[string]int
+	cfg     Config
+	kinds   methodkind.Resolver
+	// mdFields[i] is member i's metadata field (hostname only), appended
+	// as is to every streamed message it answers.
+	mdFields [][]byte
+	stats    stats
+}
+
+// New returns a terminal over members, in that order (the default target
+// order).
+func New(members []Member, cfg Config) (*Terminal, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if len(members) == 0 {
+		return nil, errors.New("fanout: members: at least one is required")
+	}
+	t := &Terminal{members: append([]Member(nil), members...), byName: map[string]int{}, cfg: cfg}
+	conns := make([]grpc.ClientConnInterface, 0, len(members))
+	for i, m := range members {
+		switch {
+		case m.Name == "":
+			return nil, fmt.Errorf("fanout: members[%d]: name: required", i)
+		case strings.ContainsAny(m.Name, ", \t"):
+			return nil, fmt.Errorf("fanout: members[%d]: name %q must not contain commas or spaces", i, m.Name)
+		case m.Conn == nil:
+			return nil, fmt.Errorf("fanout: members[%d] (%s): connection: required", i, m.Name)
+		}
+		if _, dup := t.byName[m.Name]; dup {
+			return nil, fmt.Errorf("fanout: members[%d]: name %q is used twice", i, m.Name)
+		}
+		t.byName[m.Name] = i
+		t.mdFields = append(t.mdFields, metadata.AppendMetadataField(nil, metadata.Metadata{Hostname: m.Name}, cfg.Layout))
+		conns = append(conns, m.Conn)
+	}
+	t.kinds = cfg.Kinds
+	if t.kinds == nil {
+		t.kinds = methodkind.NewReflection(conns)
+	}
+	return t, nil
+}
+
+// Members returns the members' names in order.
+func (t *Terminal) Members() []string {
+	names := make([]string, len(t.members))
+	for i, m := range t.members {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// Touches reports that the terminal reads and builds messages itself.
+func (t *Terminal) Touches() pipeline.Touch { return pipeline.TouchTerminalMessages }
+
+// Serve fans one call out.
+func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error {
+	targets, err := t.targets(call)
+	if err != nil {
+		return err
+	}
+	kind, err := methodkind.Require(down.Context(), t.kinds, call.Method)
+	if err != nil {
+		return err
+	}
+	c := newFanCall(t, call, down, targets, kind)
+	return c.run()
+}
+
+// targets returns the members a call goes to, in order, and removes the
+// selecting header from the outbound metadata.
+func (t *Terminal) targets(call *pipeline.Call) ([]int, error) {
+	vals := call.Header.Get(t.cfg.NodesKey)
+	delete(call.Header, t.cfg.NodesKey)
+	if len(vals) == 0 {
+		if len(t.members) > t.cfg.MaxTargets {
+			return nil, status.Errorf(codes.InvalidArgument, "fanout: the group has %d members, more than the limit of %d targets per call; name the targets in %q", len(t.members), t.cfg.MaxTargets, t.cfg.NodesKey)
+		}
+		all := make([]int, len(t.members))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	var out []int
+	seen := make(map[int]bool)
+	for _, v := range vals {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			i, ok := t.byName[name]
+			if !ok {
+				return nil, status.Errorf(codes.InvalidArgument, "fanout: %q is not a member of this group", truncate(name, 64))
+			}
+			if seen[i] {
+				continue
+			}
+			seen[i] = true
+			out = append(out, i)
+			if len(out) > t.cfg.MaxTargets {
+				return nil, status.Errorf(codes.InvalidArgument, "fanout: more than %d targets in %q", t.cfg.MaxTargets, t.cfg.NodesKey)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "fanout: %q names no target", t.cfg.NodesKey)
+	}
+	return out, nil
+}
+
+// upstreamDeadline returns the deadline of every upstream call: the
+// client's, less the reserve.
+func (t *Terminal) upstreamDeadline(ctx context.Context) (time.Time, bool) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}, false
+	}
+	remaining := time.Until(d)
+	reserve := max(time.Duration(float64(remaining)*t.cfg.ReserveFraction), t.cfg.MinReserve)
+	// Never more than half the time left: a short deadline still gets an
+	// answer attempt.
+	reserve = min(reserve, remaining/2)
+	return d.Add(-reserve), true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Stats are counters of a terminal's work since it was made.
+type Stats struct {
+	// Calls fanned out.
+	Calls int64
+	// UpstreamCalls made, one per target per call.
+	UpstreamCalls int64
+	// UpstreamErrors is how many upstream calls failed or misbehaved.
+	UpstreamErrors int64
+	// LateHeaders counts upstream response headers that arrived after the
+	// merged headers were sent, and were dropped.
+	LateHeaders int64
+}
+
+type stats struct {
+	calls, upstreamCalls, upstreamErrors, lateHeaders atomic.Int64
+}
+
+// Stats returns a snapshot of the terminal's counters.
+func (t *Terminal) Stats() Stats {
+	return Stats{
+		Calls:          t.stats.calls.Load(),
+		UpstreamCalls:  t.stats.upstreamCalls.Load(),
+		UpstreamErrors: t.stats.upstreamErrors.Load(),
+		LateHeaders:    t.stats.lateHeaders.Load(),
+	}
+}
+
+var (
+	_ pipeline.Handler = (*Terminal)(nil)
+	_ pipeline.Toucher = (*Terminal)(nil)
+)

@@ -14,8 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/filters/route"
+	"github.com/manifold-grpc/manifold/methodkind"
 	"github.com/manifold-grpc/manifold/pipeline"
 	"github.com/manifold-grpc/manifold/server"
 )
@@ -30,6 +34,10 @@ func main() {
 type flags struct {
 	listen         string
 	upstream       string
+	fanout         string
+	protoset       string
+	policy         string
+	failFast       bool
 	connectTimeout time.Duration
 	drainTimeout   time.Duration
 	maxMessageSize int
@@ -44,6 +52,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve gRPC on")
 	fs.StringVar(&f.upstream, "upstream", "", "`target` to proxy every call to: host:port or a grpc target URI (dns:///, unix:, passthrough:///)")
+	fs.StringVar(&f.fanout, "fanout", "", "fan every call out to these `members`: name=target,name=target,… (instead of --upstream)")
+	fs.StringVar(&f.protoset, "protoset", "", "with --fanout: a descriptor set `file` (protoc --include_imports --descriptor_set_out) telling unary from streaming methods; without it the members' server reflection is asked")
+	fs.StringVar(&f.policy, "fanout-policy", "all", "with --fanout: when a call is answered: all, first, or quorum:N")
+	fs.BoolVar(&f.failFast, "fanout-fail-fast", false, "with --fanout: any member's error becomes the call's status")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", cluster.DefaultConnectTimeout, "bound on one connection attempt to the upstream")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long calls in flight may take to finish before they are cancelled")
 	fs.IntVar(&f.maxMessageSize, "max-message-size", server.DefaultMaxMessageSize, "largest message, in `bytes`, accepted and sent each way")
@@ -51,8 +63,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: manifold --listen ADDR --upstream TARGET [flags]\n\n"+
-			"Manifold proxies every gRPC call it receives on ADDR to TARGET, unchanged.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: manifold --listen ADDR --upstream TARGET [flags]\n"+
+			"       manifold --listen ADDR --fanout NAME=TARGET,NAME=TARGET,... [flags]\n\n"+
+			"Manifold proxies every gRPC call it receives on ADDR to TARGET, unchanged,\n"+
+			"or to every member named in --fanout, merging their answers.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -61,8 +75,16 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if f.upstream == "" {
-		return nil, errors.New("--upstream is required")
+	switch {
+	case f.upstream == "" && f.fanout == "":
+		return nil, errors.New("--upstream or --fanout is required")
+	case f.upstream != "" && f.fanout != "":
+		return nil, errors.New("--upstream and --fanout are exclusive")
+	case f.fanout == "" && (f.protoset != "" || f.policy != "all" || f.failFast):
+		return nil, errors.New("--protoset, --fanout-policy and --fanout-fail-fast need --fanout")
+	}
+	if _, err := fanout.ParsePolicy(f.policy); err != nil {
+		return nil, fmt.Errorf("--fanout-policy: %w", err)
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format: %q is not text or json", f.logFormat)
@@ -95,32 +117,95 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 	return 0
 }
 
+// terminal builds the quick-mode terminal and the clusters it uses.
+func terminal(f *flags) (pipeline.Handler, []io.Closer, error) {
+	if f.upstream != "" {
+		up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout})
+		if err != nil {
+			return nil, nil, err
+		}
+		return route.New(up), []io.Closer{up}, nil
+	}
+	var closers []io.Closer
+	closeAll := func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}
+	var members []fanout.Member
+	for _, spec := range strings.Split(f.fanout, ",") {
+		name, target, ok := strings.Cut(strings.TrimSpace(spec), "=")
+		if !ok || name == "" || target == "" {
+			closeAll()
+			return nil, nil, fmt.Errorf("--fanout: %q is not name=target", spec)
+		}
+		cl, err := cluster.New(cluster.Config{Name: name, Target: target, ConnectTimeout: f.connectTimeout})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--fanout: %w", err)
+		}
+		closers = append(closers, cl)
+		members = append(members, fanout.Member{Name: name, Conn: cl.Conn()})
+	}
+	cfg := fanout.Config{FailFast: f.failFast}
+	cfg.Policy, _ = fanout.ParsePolicy(f.policy) // checked by parseFlags
+	if f.protoset != "" {
+		ps, err := methodkind.LoadProtoset(f.protoset)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--protoset: %w", err)
+		}
+		conns := make([]grpc.ClientConnInterface, len(members))
+		for i, m := range members {
+			conns[i] = m.Conn
+		}
+		cfg.Kinds = methodkind.Chain(ps, methodkind.NewReflection(conns))
+	}
+	t, err := fanout.New(members, cfg)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return t, closers, nil
+}
+
 func serve(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Addr) error {
-	up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout})
+	term, closers, err := terminal(f)
 	if err != nil {
 		return err
 	}
-	chain, err := pipeline.Build(nil, route.New(up), pipeline.WithLogger(log))
+	closeAll := func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}
+	chain, err := pipeline.Build(nil, term, pipeline.WithLogger(log))
 	if err != nil {
-		_ = up.Close()
+		closeAll()
 		return err
 	}
 	srv, err := server.New(chain,
 		server.WithLogger(log),
 		server.WithMaxMessageSize(f.maxMessageSize, f.maxMessageSize),
 		server.WithForwardedFor(f.forwardedFor),
-		server.WithCloser(up),
+		server.WithCloser(closers...),
 	)
 	if err != nil {
-		_ = up.Close()
+		closeAll()
 		return err
 	}
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		_ = up.Close()
+		closeAll()
 		return err
 	}
-	log.Info("manifold serving", slog.String("listen", lis.Addr().String()), slog.String("upstream", f.upstream))
+	attrs := []any{slog.String("listen", lis.Addr().String())}
+	if f.upstream != "" {
+		attrs = append(attrs, slog.String("upstream", f.upstream))
+	} else {
+		attrs = append(attrs, slog.String("fanout", f.fanout), slog.String("policy", f.policy))
+	}
+	log.Info("manifold serving", attrs...)
 	if ready != nil {
 		ready <- lis.Addr()
 	}

@@ -75,7 +75,12 @@ func TestFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--help"}, 0, "Usage: manifold"},
-		{nil, 2, "--upstream is required"},
+		{nil, 2, "--upstream or --fanout is required"},
+		{[]string{"--upstream", "x:1", "--fanout", "a=b:1"}, 2, "exclusive"},
+		{[]string{"--upstream", "x:1", "--protoset", "f"}, 2, "need --fanout"},
+		{[]string{"--fanout", "a=b:1", "--fanout-policy", "most"}, 2, "--fanout-policy"},
+		{[]string{"--fanout", "a"}, 1, "not name=target"},
+		{[]string{"--fanout", "a=x:1", "--protoset", "/nonexistent"}, 1, "--protoset"},
 		{[]string{"--upstream", "x:1", "extra"}, 2, "unexpected arguments"},
 		{[]string{"--upstream", "x:1", "--log-format", "xml"}, 2, "not text or json"},
 		{[]string{"--nope"}, 2, "flag provided but not defined"},

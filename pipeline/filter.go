@@ -29,6 +29,9 @@ type RequestHeadersHook interface {
 
 // RequestMessageHook sees each request message in chain order.
 //
+// ctx ends when the call ends, whichever side ends it: a hook that waits
+// (for a rate limiter, say) must give up when ctx is done.
+//
 // The hook may read f, or replace f.Data with new bytes (freeing the old
 // slice, see [rawcodec.Frame.Replace]). It must not keep f or its buffers
 // after returning unless it took its own reference ([rawcodec.Frame.Ref]).

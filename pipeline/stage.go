@@ -85,6 +85,8 @@ func (s *hookStage) Serve(call *Call, stream ServerStream) error {
 		return s.next.Serve(call, stream)
 	}
 	w := &stageStream{ServerStream: stream, stage: s, call: call, ctx: ctx}
+	w.reqCtx, w.reqCancel = context.WithCancel(ctx)
+	defer w.reqCancel()
 	err := s.serveNext(ctx, call, stream, w)
 	return s.finish(ctx, call, stream, w, err, allFilters)
 }
@@ -108,6 +110,7 @@ func (s *hookStage) serveNext(ctx context.Context, call *Call, stream ServerStre
 // hands the final trailers and status to the stream below.
 func (s *hookStage) finish(ctx context.Context, call *Call, stream ServerStream, w *stageStream, err error, limit int) error {
 	if w != nil {
+		w.reqCancel()
 		w.reqMu.Lock()
 		w.ended = true
 		w.reqMu.Unlock()
@@ -213,9 +216,14 @@ type stageStream struct {
 	// has ended: RecvMsg holds it for reading while hooks run, finish takes
 	// it to set ended. The terminal's request goroutine may outlive the
 	// call (grpc-go only unblocks its RecvMsg when the stream closes).
-	reqMu    sync.RWMutex
-	ended    bool
-	reqEnded bool
+	// Request hooks get reqCtx, which finish cancels before it takes the
+	// lock, so that a hook waiting on its context cannot hold up the end of
+	// the call.
+	reqCtx    context.Context
+	reqCancel context.CancelFunc
+	reqMu     sync.RWMutex
+	ended     bool
+	reqEnded  bool
 
 	// Response side.
 	mu         sync.Mutex
@@ -244,7 +252,7 @@ func (w *stageStream) RecvMsg(m any) error {
 		if !w.reqEnded {
 			w.reqEnded = true
 			for _, h := range s.reqEnd {
-				if herr := s.runReqEnd(h, w.ctx, w.call); herr != nil {
+				if herr := s.runReqEnd(h, w.reqCtx, w.call); herr != nil {
 					return herr
 				}
 			}
@@ -259,7 +267,7 @@ func (w *stageStream) RecvMsg(m any) error {
 		return nil
 	}
 	for _, h := range s.reqMessage {
-		if herr := s.runMessage(h, "OnRequestMessage", w.ctx, w.call, f); herr != nil {
+		if herr := s.runMessage(h, "OnRequestMessage", w.reqCtx, w.call, f); herr != nil {
 			f.Free()
 			return asStatusErr(herr)
 		}

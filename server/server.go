@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -128,8 +129,44 @@ func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
 			err = status.Error(codes.Internal, "manifold: internal error")
 		}
 	}()
+	if !validMethod(call.Method) {
+		return status.Errorf(codes.Unimplemented, "manifold: malformed method name %q", truncate(call.Method, 128))
+	}
 	if s.opts.forwardedFor {
 		call.AppendForwardedFor()
 	}
 	return s.handler.Serve(call, stream)
+}
+
+// validMethod reports whether m is "/service/method" with two non-empty
+// segments, neither "." nor "..", and no percent-encoding or characters
+// outside printable ASCII. grpc-go passes any :path to the handler; a path
+// like /pkg.Public/../pkg.Admin/Delete must not slip past prefix routes to
+// an upstream HTTP layer that would normalize it.
+func validMethod(m string) bool {
+	if len(m) < 4 || m[0] != '/' {
+		return false
+	}
+	svc, method, ok := strings.Cut(m[1:], "/")
+	if !ok || svc == "" || method == "" || strings.Contains(method, "/") {
+		return false
+	}
+	for _, seg := range []string{svc, method} {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c <= 0x20 || c >= 0x7f || c == '%' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -27,7 +27,7 @@ type Server struct {
 	opts    options
 	handler pipeline.Handler
 	grpc    *grpc.Server
-	health  *health.Server
+	health  *drainingHealth
 
 	closeOnce sync.Once
 	closeErr  error
@@ -46,7 +46,7 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 	if o.maxRecv <= 0 || o.maxSend <= 0 {
 		return nil, fmt.Errorf("server: max message sizes must be positive, got recv %d send %d", o.maxRecv, o.maxSend)
 	}
-	s := &Server{opts: o, handler: handler, health: health.NewServer()}
+	s := &Server{opts: o, handler: handler, health: newDrainingHealth()}
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
 		grpc.UnknownServiceHandler(s.serve),
@@ -72,7 +72,7 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
 // Health returns the server's health service, to report serving status.
-func (s *Server) Health() *health.Server { return s.health }
+func (s *Server) Health() *health.Server { return s.health.Server }
 
 // Serve accepts connections on lis until Shutdown. It returns nil after a
 // Shutdown, or the listener's error.

@@ -192,8 +192,8 @@ func TestHealth(t *testing.T) {
 		t.Errorf("health check went through the chain (%d calls)", n)
 	}
 
-	// A watch opened before Shutdown sees the change. It must end for the
-	// graceful stop to finish.
+	// A watch opened before Shutdown sees the change, then the server ends
+	// it so that the graceful stop can finish without the client's help.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watch, err := health.Watch(watchCtx, &healthpb.HealthCheckRequest{})
@@ -208,7 +208,9 @@ func TestHealth(t *testing.T) {
 	if m, err := watch.Recv(); err != nil || m.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("Watch status after Shutdown = %v, %v; want NOT_SERVING", m.GetStatus(), err)
 	}
-	stopWatch()
+	if _, err := watch.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("Watch after draining began = %v, want Unavailable", err)
+	}
 	if err := <-shutdown; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}

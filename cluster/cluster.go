@@ -27,8 +27,7 @@ const DefaultConnectTimeout = 5 * time.Second
 // DefaultMaxMessageSize is the largest response message a cluster accepts
 // from its upstream, the same as the server's default limit each way.
 // grpc-go's own 4 MiB client default would make the proxy refuse answers its
-// clients accept. Raise it with [grpc.WithDefaultCallOptions] and
-// [grpc.MaxCallRecvMsgSize] in [Config.DialOptions].
+// clients accept. Change it with [Config.MaxMessageSize].
 const DefaultMaxMessageSize = 64 << 20
 
 // Config describes one cluster. Exactly one of Target and Addresses is set.
@@ -57,6 +56,10 @@ type Config struct {
 	TLS *tls.Config `yaml:"-"`
 	// Keepalive, when set, sends HTTP/2 pings on idle connections.
 	Keepalive *keepalive.ClientParameters `yaml:"-"`
+	// MaxMessageSize is the largest message sent to or received from the
+	// upstream, in bytes. Default 64 MiB, the server's default; keep the two
+	// equal so that the proxy refuses nothing one side accepts.
+	MaxMessageSize int `yaml:"max_message_size"`
 	// DialOptions are appended to the options Manifold sets, and win over
 	// them.
 	DialOptions []grpc.DialOption `yaml:"-"`
@@ -71,6 +74,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster %q: one of target and addresses is required", c.Name)
 	case c.Target != "" && len(c.Addresses) > 0:
 		return fmt.Errorf("cluster %q: target and addresses are exclusive", c.Name)
+	case c.MaxMessageSize < 0:
+		return fmt.Errorf("cluster %q: max_message_size: must not be negative", c.Name)
 	case c.ConnectTimeout < 0:
 		return fmt.Errorf("cluster %q: connect_timeout: must not be negative", c.Name)
 	}
@@ -106,6 +111,10 @@ func New(cfg Config) (*Cluster, error) {
 	if timeout == 0 {
 		timeout = DefaultConnectTimeout
 	}
+	maxMsg := cfg.MaxMessageSize
+	if maxMsg == 0 {
+		maxMsg = DefaultMaxMessageSize
+	}
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
@@ -116,7 +125,7 @@ func New(cfg Config) (*Cluster, error) {
 			Backoff:           backoff.DefaultConfig,
 			MinConnectTimeout: timeout,
 		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(DefaultMaxMessageSize)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 	}
 	if cfg.Keepalive != nil {
 		opts = append(opts, grpc.WithKeepaliveParams(*cfg.Keepalive))

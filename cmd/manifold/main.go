@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 // terminal builds the quick-mode terminal and the clusters it uses.
 func terminal(f *flags) (pipeline.Handler, []io.Closer, error) {
 	if f.upstream != "" {
-		up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout})
+		up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -139,7 +139,7 @@ func terminal(f *flags) (pipeline.Handler, []io.Closer, error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("--fanout: %q is not name=target", spec)
 		}
-		cl, err := cluster.New(cluster.Config{Name: name, Target: target, ConnectTimeout: f.connectTimeout})
+		cl, err := cluster.New(cluster.Config{Name: name, Target: target, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("--fanout: %w", err)

@@ -26,7 +26,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	go func() {
+		<-ctx.Done()
+		// The first signal starts the drain; restoring the default
+		// handling lets a second one end the process at once.
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
 }
 

@@ -208,8 +208,8 @@ func TestBinarySIGTERM(t *testing.T) {
 	if err := <-inflight; err != nil {
 		t.Errorf("call in flight during SIGTERM: %v", err)
 	}
+	<-copied // read every log line before Wait closes the pipe
 	err = cmd.Wait()
-	<-copied
 	if err != nil {
 		t.Errorf("manifold exited with %v; logs:\n%s", err, rest.String())
 	}

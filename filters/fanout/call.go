@@ -114,6 +114,13 @@ func (c *fanCall) run() error {
 // upstream's queue is bounded: a slow upstream delays nobody until its
 // queue is full, then the client waits.
 func (c *fanCall) readRequests() {
+	// A panic in a stream wrapper of an around filter would otherwise take
+	// down the process; it ends this call with INTERNAL instead.
+	defer func() {
+		if r := recover(); r != nil {
+			c.fail(status.Errorf(codes.Internal, "manifold: panic while reading the request: %v", r))
+		}
+	}()
 	var f rawcodec.Frame
 	for {
 		err := c.down.RecvMsg(&f)
@@ -124,10 +131,7 @@ func (c *fanCall) readRequests() {
 			return
 		}
 		if err != nil {
-			c.reqMu.Lock()
-			c.reqErr = err
-			c.reqMu.Unlock()
-			c.cancel()
+			c.fail(err)
 			return
 		}
 		for _, u := range c.ups {
@@ -150,6 +154,17 @@ func (c *fanCall) readRequests() {
 			return
 		}
 	}
+}
+
+// fail records why the request side ended the call and cancels every
+// upstream.
+func (c *fanCall) fail(err error) {
+	c.reqMu.Lock()
+	if c.reqErr == nil {
+		c.reqErr = err
+	}
+	c.reqMu.Unlock()
+	c.cancel()
 }
 
 func (c *fanCall) requestError() error {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/pipeline"
@@ -121,6 +123,14 @@ type pump struct {
 // filter's request hook ended the call), it records why and cancels the
 // upstream stream, which ends responses.
 func (p *pump) requests(down pipeline.ServerStream, up grpc.ClientStream) {
+	// A panic here (in a stream wrapper an around filter put in) would
+	// otherwise take down the process: the server recovers only its own
+	// goroutine. It ends this call with INTERNAL instead.
+	defer func() {
+		if r := recover(); r != nil {
+			p.fail(status.Errorf(codes.Internal, "manifold: panic while reading the request: %v", r))
+		}
+	}()
 	f := new(rawcodec.Frame)
 	for {
 		err := down.RecvMsg(f)
@@ -129,10 +139,7 @@ func (p *pump) requests(down pipeline.ServerStream, up grpc.ClientStream) {
 			return
 		}
 		if err != nil {
-			p.mu.Lock()
-			p.reqErr = err
-			p.mu.Unlock()
-			p.cancel()
+			p.fail(err)
 			return
 		}
 		err = up.SendMsg(f)
@@ -185,6 +192,17 @@ func (p *pump) abort(err error) error {
 		return reqErr
 	}
 	return err
+}
+
+// fail records why the request side ended the call and cancels the
+// upstream, which ends responses.
+func (p *pump) fail(err error) {
+	p.mu.Lock()
+	if p.reqErr == nil {
+		p.reqErr = err
+	}
+	p.mu.Unlock()
+	p.cancel()
 }
 
 func (p *pump) requestError() error {

@@ -1,7 +1,10 @@
 package route_test
 
 import (
+	"context"
 	"unsafe"
+
+	"google.golang.org/grpc/metadata"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -11,3 +14,7 @@ func protoMarshal(m proto.Message) ([]byte, error) {
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+func withBreak(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "break", "1")
+}

@@ -21,6 +21,10 @@ type Call struct {
 	Method string
 	// Authority is the :authority (host) the client called.
 	Authority string
+	// Route is the name of the route that serves the call, set by the
+	// router before the route's chain runs; "" before routing or without a
+	// router.
+	Route string
 	// Peer is the client's address, nil when unknown.
 	Peer net.Addr
 	// ContentSubtype is the codec part of the request's content-type:

@@ -61,6 +61,7 @@ func (r *Router) Serve(call *pipeline.Call, stream pipeline.ServerStream) error 
 	if rt == nil {
 		return status.Errorf(codes.Unimplemented, "manifold: no route for method %s", call.Method)
 	}
+	call.Route = rt.Name
 	return rt.Handler.Serve(call, stream)
 }
 

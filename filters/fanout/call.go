@@ -29,6 +29,7 @@ type fanCall struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	ups    []*upstream
+	start  time.Time
 
 	events   chan event
 	finished chan struct{} // closed when the merger stops listening
@@ -55,7 +56,7 @@ func newFanCall(t *Terminal, call *pipeline.Call, down pipeline.ServerStream, ta
 			gone:  make(chan struct{}),
 			ack:   make(chan struct{}, 1),
 		}
-		uctx, ucancel := context.WithCancel(out)
+		uctx, ucancel := context.WithCancel(pipeline.ContextWithUpstream(out, pipeline.Upstream{Cluster: t.cfg.Name, Member: u.name}))
 		if hasDeadline {
 			uctx, ucancel = withDeadline(uctx, ucancel, deadline)
 		}
@@ -77,6 +78,7 @@ func withDeadline(ctx context.Context, cancel context.CancelFunc, d time.Time) (
 // run starts every upstream at once, merges, and leaves nothing running but
 // the request reader (which grpc-go unblocks when the call's stream closes).
 func (c *fanCall) run() error {
+	c.start = time.Now()
 	c.t.stats.calls.Add(1)
 	c.t.stats.upstreamCalls.Add(int64(len(c.ups)))
 	c.wg.Add(len(c.ups))
@@ -99,9 +101,22 @@ func (c *fanCall) run() error {
 	}
 	close(c.finished)
 	c.wg.Wait()
+	took := time.Since(c.start)
 	for _, u := range c.ups {
 		u.held.Free()
 		u.held = nil
+		code, d := codes.Canceled, took // not needed by the policy, or the call ended first
+		if u.ended {
+			code, d = codes.OK, u.took
+			if u.failure != nil {
+				code = u.failure.Code()
+			}
+		}
+		pipeline.RecordUpstream(c.call, pipeline.UpstreamResult{
+			Upstream: pipeline.Upstream{Cluster: c.t.cfg.Name, Member: u.name},
+			Code:     code,
+			Duration: d,
+		})
 	}
 	c.cancel()
 	if reqErr := c.requestError(); reqErr != nil {
@@ -177,6 +192,7 @@ func (c *fanCall) requestError() error {
 // item. It reports whether the upstream succeeded.
 func (c *fanCall) end(u *upstream, ev event) bool {
 	u.ended = true
+	u.took = time.Since(c.start)
 	u.final = ev.st
 	u.trailer = ev.trailer
 	u.cancel()

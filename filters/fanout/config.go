@@ -24,6 +24,8 @@ const (
 
 // Config tunes a fan-out terminal. The zero value takes every default.
 type Config struct {
+	// Name names the group in logs, metrics and spans. Default "fanout".
+	Name string `yaml:"name"`
 	// NodesKey is the request header that names the targets of a call:
 	// comma-separated member names, or repeated values. Default "nodes".
 	NodesKey string `yaml:"nodes_key"`
@@ -61,6 +63,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "fanout"
+	}
 	if c.NodesKey == "" {
 		c.NodesKey = DefaultNodesKey
 	}

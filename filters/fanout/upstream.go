@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,7 @@ type upstream struct {
 	header    grpcmd.MD
 	gotHeader bool
 	ended     bool
+	took      time.Duration  // from the start of the call to the upstream's end
 	final     *status.Status // how the upstream call ended
 	trailer   grpcmd.MD
 	msgs      int

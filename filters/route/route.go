@@ -84,15 +84,30 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	ctx, cancel := t.upstreamContext(down.Context())
 	defer cancel()
 	ctx = metadata.NewOutgoingContext(ctx, call.Header)
+	ctx = pipeline.ContextWithUpstream(ctx, pipeline.Upstream{Cluster: t.cluster})
 
+	start := time.Now()
 	up, err := t.conn.NewStream(ctx, BidiDesc, call.Method, CallOptions(call)...)
 	if err != nil {
+		t.record(call, start, err)
 		return err
 	}
 
 	p := &pump{cancel: cancel}
 	go p.requests(down, up)
-	return p.responses(down, up)
+	err = p.responses(down, up)
+	t.record(call, start, err)
+	return err
+}
+
+// record notes the upstream call's outcome in the call's state, for access
+// logs and metrics.
+func (t *Terminal) record(call *pipeline.Call, start time.Time, err error) {
+	pipeline.RecordUpstream(call, pipeline.UpstreamResult{
+		Upstream: pipeline.Upstream{Cluster: t.cluster},
+		Code:     status.Code(err),
+		Duration: time.Since(start),
+	})
 }
 
 // upstreamContext derives the upstream call's context: cancelled with the

@@ -1,0 +1,69 @@
+package pipeline_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+func TestUpstreamResultsAndContext(t *testing.T) {
+	call := &pipeline.Call{}
+	if got := pipeline.UpstreamResults(call); got != nil {
+		t.Fatalf("fresh call has results %v", got)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pipeline.RecordUpstream(call, pipeline.UpstreamResult{Upstream: pipeline.Upstream{Cluster: "g", Member: "m"}, Code: codes.Unavailable})
+		}()
+	}
+	wg.Wait()
+	if got := pipeline.UpstreamResults(call); len(got) != 10 || got[0].Code != codes.Unavailable {
+		t.Errorf("results %v", got)
+	}
+	ctx := pipeline.ContextWithUpstream(context.Background(), pipeline.Upstream{Cluster: "c", Member: "n1"})
+	if u, ok := pipeline.UpstreamFromContext(ctx); !ok || u.Cluster != "c" || u.Member != "n1" {
+		t.Errorf("UpstreamFromContext = %v %v", u, ok)
+	}
+	if _, ok := pipeline.UpstreamFromContext(context.Background()); ok {
+		t.Error("empty context has an upstream")
+	}
+}
+
+type nopConfig struct{}
+
+func (nopConfig) Validate() error { return nil }
+func (nopConfig) Build(pipeline.BuildEnv) (pipeline.Filter, error) {
+	return pipeline.RequestHeadersFunc("nop", func(context.Context, *pipeline.Call) error { return nil }), nil
+}
+
+func TestRegistry(t *testing.T) {
+	pipeline.Register(pipeline.Module{Name: "test.nop", New: func() pipeline.FilterConfig { return nopConfig{} }})
+	m, ok := pipeline.Lookup("test.nop")
+	if !ok {
+		t.Fatal("not registered")
+	}
+	f, err := m.New().Build(pipeline.BuildEnv{})
+	if err != nil || f.Name() != "nop" {
+		t.Fatalf("Build = %v, %v", f, err)
+	}
+	found := false
+	for _, n := range pipeline.Modules() {
+		found = found || n == "test.nop"
+	}
+	if !found {
+		t.Error("Modules lacks test.nop")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering a name twice did not panic")
+		}
+	}()
+	pipeline.Register(pipeline.Module{Name: "test.nop", New: func() pipeline.FilterConfig { return nopConfig{} }})
+}

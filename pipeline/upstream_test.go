@@ -67,3 +67,21 @@ func TestRegistry(t *testing.T) {
 	}()
 	pipeline.Register(pipeline.Module{Name: "test.nop", New: func() pipeline.FilterConfig { return nopConfig{} }})
 }
+
+func TestClaims(t *testing.T) {
+	call := &pipeline.Call{}
+	if _, ok := pipeline.ClaimsKey.Get(call); ok {
+		t.Fatal("claims on a fresh call")
+	}
+	pipeline.ClaimsKey.Set(call, pipeline.Claims{"sub": "alice", "n": float64(3), "roles": []any{"a"}})
+	c, _ := pipeline.ClaimsKey.Get(call)
+	if c.Subject() != "alice" {
+		t.Errorf("Subject = %q", c.Subject())
+	}
+	if s, ok := c.String("n"); !ok || s != "3" {
+		t.Errorf("String(n) = %q %v", s, ok)
+	}
+	if _, ok := c.String("roles"); ok {
+		t.Error("a list formatted as a string")
+	}
+}

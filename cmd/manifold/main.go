@@ -37,6 +37,7 @@ func main() {
 
 // flags are the quick-mode settings.
 type flags struct {
+	config         string
 	listen         string
 	upstream       string
 	fanout         string
@@ -55,7 +56,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("manifold", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve gRPC on")
+	fs.StringVar(&f.config, "config", "", "run from a YAML config `file` instead of quick mode")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve gRPC on (quick mode)")
 	fs.StringVar(&f.upstream, "upstream", "", "`target` to proxy every call to: host:port or a grpc target URI (dns:///, unix:, passthrough:///)")
 	fs.StringVar(&f.fanout, "fanout", "", "fan every call out to these `members`: name=target,name=target,… (instead of --upstream)")
 	fs.StringVar(&f.protoset, "protoset", "", "with --fanout: a descriptor set `file` (protoc --include_imports --descriptor_set_out) telling unary from streaming methods; without it the members' server reflection is asked")
@@ -69,7 +71,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: manifold --listen ADDR --upstream TARGET [flags]\n"+
-			"       manifold --listen ADDR --fanout NAME=TARGET,NAME=TARGET,... [flags]\n\n"+
+			"       manifold --listen ADDR --fanout NAME=TARGET,NAME=TARGET,... [flags]\n"+
+			"       manifold --config FILE\n"+
+			"       manifold validate --config FILE\n\n"+
 			"Manifold proxies every gRPC call it receives on ADDR to TARGET, unchanged,\n"+
 			"or to every member named in --fanout, merging their answers.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -81,8 +85,11 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch {
+	case f.config != "" && (f.upstream != "" || f.fanout != ""):
+		return nil, errors.New("--config and quick mode (--upstream, --fanout) are exclusive")
+	case f.config != "":
 	case f.upstream == "" && f.fanout == "":
-		return nil, errors.New("--upstream or --fanout is required")
+		return nil, errors.New("--config, --upstream or --fanout is required")
 	case f.upstream != "" && f.fanout != "":
 		return nil, errors.New("--upstream and --fanout are exclusive")
 	case f.fanout == "" && (f.protoset != "" || f.policy != "all" || f.failFast):
@@ -100,6 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 // run runs the proxy until ctx ends and returns the exit code. ready, if
 // not nil, receives the listening address once the proxy serves.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.Addr) int {
+	if len(args) > 0 && args[0] == "validate" {
+		return validate(args[1:], stderr)
+	}
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -115,7 +125,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 	}
 	log := slog.New(handler)
 
-	if err := serve(ctx, f, log, ready); err != nil {
+	serveFn := serve
+	if f.config != "" {
+		serveFn = serveConfig
+	}
+	if err := serveFn(ctx, f, log, ready); err != nil {
 		log.Error("manifold stopped", slog.String("error", err.Error()))
 		return 1
 	}

@@ -1,0 +1,239 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"google.golang.org/grpc"
+
+	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/filters/fanout"
+	"github.com/manifold-grpc/manifold/filters/route"
+	"github.com/manifold-grpc/manifold/methodkind"
+	"github.com/manifold-grpc/manifold/pipeline"
+	"github.com/manifold-grpc/manifold/router"
+	"github.com/manifold-grpc/manifold/server"
+)
+
+// Proxy is a config built into its running parts: the handler every
+// listener serves (the global chain around the router), a server per
+// listener, and what must be closed after the servers stopped.
+type Proxy struct {
+	Handler   pipeline.Handler
+	Listeners []Listener
+	Servers   []*server.Server
+	closers   []io.Closer
+}
+
+// Close closes the upstream connections and every filter that holds
+// resources (a JWKS refresher, say). Call it after the servers stopped.
+func (p *Proxy) Close() error {
+	var errs []error
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		if err := p.closers[i].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.closers = nil
+	return errors.Join(errs...)
+}
+
+// Build makes the proxy that cfg describes. Nothing listens yet: serve
+// each of p.Servers on a listener for the matching p.Listeners address.
+func Build(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	p = &Proxy{Listeners: cfg.Listeners}
+	defer func() {
+		if err != nil {
+			_ = p.Close()
+		}
+	}()
+	env := pipeline.BuildEnv{Logger: log}
+
+	terminals := map[string]pipeline.Handler{}
+	for _, c := range cfg.Clusters {
+		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize}
+		if cc.TLS, err = c.TLS.config(); err != nil {
+			return nil, fmt.Errorf("clusters %s: %w", c.Name, err)
+		}
+		cl, err := cluster.New(cc)
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, cl)
+		terminals["route:"+c.Name] = route.New(cl)
+	}
+	for _, g := range cfg.Fanout {
+		var members []fanout.Member
+		var conns []grpc.ClientConnInterface
+		for _, m := range g.Members {
+			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize}
+			if cc.TLS, err = m.TLS.config(); err != nil {
+				return nil, fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
+			}
+			cl, err := cluster.New(cc)
+			if err != nil {
+				return nil, err
+			}
+			p.closers = append(p.closers, cl)
+			members = append(members, fanout.Member{Name: m.Name, Conn: cl.Conn()})
+			conns = append(conns, cl.Conn())
+		}
+		t, err := fanout.New(members, g.fanoutConfig(conns))
+		if err != nil {
+			return nil, err
+		}
+		terminals["fanout:"+g.Name] = t
+	}
+
+	var routes []router.Route
+	for _, r := range cfg.Routes {
+		key := "route:" + r.Route
+		if r.Fanout != "" {
+			key = "fanout:" + r.Fanout
+		}
+		filters, err := p.filters(r.Filters, env)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+		}
+		chain, err := pipeline.Build(filters, terminals[key], pipeline.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+		}
+		routes = append(routes, router.Route{Name: r.Name, Match: r.Match, Handler: chain})
+	}
+	rt, err := router.New(routes...)
+	if err != nil {
+		return nil, err
+	}
+	global, err := p.filters(cfg.Filters, env)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := pipeline.Build(global, rt, pipeline.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	p.Handler = chain
+
+	for _, l := range cfg.Listeners {
+		opts := []server.Option{server.WithLogger(log)}
+		if l.MaxMessageSize > 0 {
+			opts = append(opts, server.WithMaxMessageSize(l.MaxMessageSize, l.MaxMessageSize))
+		}
+		if l.ForwardedFor != nil {
+			opts = append(opts, server.WithForwardedFor(*l.ForwardedFor))
+		}
+		if l.TLS != nil {
+			tc, err := l.TLS.config()
+			if err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.Address, err)
+			}
+			opts = append(opts, server.WithTLS(tc))
+		}
+		srv, err := server.New(chain, opts...)
+		if err != nil {
+			return nil, err
+		}
+		p.Servers = append(p.Servers, srv)
+	}
+	return p, nil
+}
+
+// filters builds a chain's filters, keeping those that hold resources to
+// close them later.
+func (p *Proxy) filters(fs []Filter, env pipeline.BuildEnv) ([]pipeline.Filter, error) {
+	out := make([]pipeline.Filter, 0, len(fs))
+	for _, f := range fs {
+		built, err := f.Config.Build(env)
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: %w", f.Name, err)
+		}
+		if c, ok := built.(io.Closer); ok {
+			p.closers = append(p.closers, c)
+		}
+		out = append(out, built)
+	}
+	return out, nil
+}
+
+// fanoutConfig is the group's terminal config; conns are the members'
+// connections, for reflection (nil when only validating).
+func (g *FanoutGroup) fanoutConfig(conns []grpc.ClientConnInterface) fanout.Config {
+	cfg := fanout.Config{
+		Name: g.Name, NodesKey: g.NodesKey, MaxTargets: g.MaxTargets, MaxResponseSize: g.MaxResponseSize,
+		ReserveFraction: g.ReserveFraction, MinReserve: g.MinReserve, UpstreamTimeout: g.UpstreamTimeout,
+		QueueSize: g.QueueSize, HeaderWait: g.HeaderWait, Policy: g.Policy, FailFast: g.FailFast, Layout: g.Layout,
+	}
+	var resolvers []methodkind.Resolver
+	if len(g.Kinds) > 0 {
+		resolvers = append(resolvers, g.Kinds)
+	}
+	if g.Protoset != "" {
+		if ps, err := methodkind.LoadProtoset(g.Protoset); err == nil {
+			resolvers = append(resolvers, ps)
+		}
+	}
+	if (g.Reflection == nil || *g.Reflection) && conns != nil {
+		resolvers = append(resolvers, methodkind.NewReflection(conns))
+	}
+	cfg.Kinds = methodkind.Chain(resolvers...)
+	return cfg
+}
+
+func (t *ServerTLS) config() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pool, err := loadPool(t.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+func (t *ClientTLS) config() (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	tc := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pool, err := loadPool(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return pool, nil
+}

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"time"
+
+	"github.com/manifold-grpc/manifold/filters/fanout"
+	"github.com/manifold-grpc/manifold/filters/metadata"
+	"github.com/manifold-grpc/manifold/methodkind"
+	"github.com/manifold-grpc/manifold/pipeline"
+	"github.com/manifold-grpc/manifold/router"
+)
+
+// Config is a whole configuration file.
+type Config struct {
+	// Listeners are the addresses the proxy serves gRPC on. At least one.
+	Listeners []Listener `yaml:"listeners"`
+	// Admin is the HTTP admin listener (/healthz, /readyz, /config); off
+	// when its address is empty.
+	Admin Admin `yaml:"admin"`
+	// Clusters are the upstreams of one-to-one routes.
+	Clusters []Cluster `yaml:"clusters"`
+	// Fanout are the groups of one-to-many routes.
+	Fanout []FanoutGroup `yaml:"fanout"`
+	// Filters is the global chain, run before every route's own filters,
+	// outermost first.
+	Filters []Filter `yaml:"filters"`
+	// Routes are tried in order; the first match serves the call. A call
+	// that matches none gets UNIMPLEMENTED.
+	Routes []Route `yaml:"routes"`
+	// DrainTimeout is how long calls in flight may take to finish on
+	// shutdown before they are cancelled. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Listener is one gRPC listening address.
+type Listener struct {
+	// Address is host:port to listen on.
+	Address string `yaml:"address"`
+	// TLS, when set, serves TLS (mutual TLS with client_ca_file).
+	TLS *ServerTLS `yaml:"tls"`
+	// MaxMessageSize is the largest message accepted and sent, in bytes.
+	// Default 64 MiB.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// ForwardedFor appends the client's address to x-forwarded-for.
+	// Default true.
+	ForwardedFor *bool `yaml:"forwarded_for"`
+}
+
+// ServerTLS are a listener's certificate files.
+type ServerTLS struct {
+	// CertFile and KeyFile are the server's PEM certificate chain and key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, requires and verifies client certificates
+	// signed by these CAs (mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Admin is the HTTP admin listener.
+type Admin struct {
+	// Address is host:port; empty turns the admin listener off.
+	Address string `yaml:"address"`
+}
+
+// Cluster is an upstream of one-to-one routes.
+type Cluster struct {
+	// Name is how routes refer to the cluster.
+	Name string `yaml:"name"`
+	// Target is a grpc target URI (dns:///host:port, unix:///path,
+	// passthrough:///addr) or host:port.
+	Target string `yaml:"target"`
+	// Addresses is a static list of host:port, balanced round-robin.
+	Addresses []string `yaml:"addresses"`
+	// LoadBalancing is round_robin or pick_first.
+	LoadBalancing string `yaml:"load_balancing"`
+	// ConnectTimeout: see cluster.Config. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxMessageSize each way, in bytes. Default 64 MiB.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// TLS, when set, connects with TLS.
+	TLS *ClientTLS `yaml:"tls"`
+}
+
+// ClientTLS configures TLS to an upstream.
+type ClientTLS struct {
+	// CAFile verifies the upstream's certificate; empty uses the system
+	// roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile, when set, present a client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the upstream's certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// FanoutGroup is a one-to-many target.
+type FanoutGroup struct {
+	// Name is how routes refer to the group.
+	Name string `yaml:"name"`
+	// Members are the group's upstreams, in default target order.
+	Members []Member `yaml:"members"`
+	// Kinds tell unary from streaming methods, first match wins.
+	Kinds methodkind.Patterns `yaml:"kinds"`
+	// Protoset is a descriptor set file telling method kinds.
+	Protoset string `yaml:"protoset"`
+	// Reflection asks the members' server reflection for kinds not in
+	// kinds or protoset. Default true.
+	Reflection *bool `yaml:"reflection"`
+	// NodesKey, MaxTargets, MaxResponseSize, ReserveFraction, MinReserve,
+	// UpstreamTimeout, QueueSize, HeaderWait, Policy, FailFast: see
+	// fanout.Config.
+	NodesKey        string          `yaml:"nodes_key"`
+	MaxTargets      int             `yaml:"max_targets"`
+	MaxResponseSize int             `yaml:"max_response_size"`
+	ReserveFraction float64         `yaml:"reserve_fraction"`
+	MinReserve      time.Duration   `yaml:"min_reserve"`
+	UpstreamTimeout time.Duration   `yaml:"upstream_timeout"`
+	QueueSize       int             `yaml:"queue_size"`
+	HeaderWait      time.Duration   `yaml:"header_wait"`
+	Policy          fanout.Policy   `yaml:"policy"`
+	FailFast        bool            `yaml:"fail_fast"`
+	Layout          metadata.Layout `yaml:"layout"`
+}
+
+// Member is one upstream of a fan-out group.
+type Member struct {
+	// Name identifies the member in the nodes header and the spliced
+	// metadata.
+	Name string `yaml:"name"`
+	// Target is the member's grpc target URI or host:port.
+	Target string `yaml:"target"`
+	// ConnectTimeout, MaxMessageSize, TLS: as for clusters.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	MaxMessageSize int           `yaml:"max_message_size"`
+	TLS            *ClientTLS    `yaml:"tls"`
+}
+
+// Route sends matching calls through its filters to its terminal.
+type Route struct {
+	// Name identifies the route in logs and metrics.
+	Name string `yaml:"name"`
+	// Match selects calls; empty matches everything.
+	Match router.Match `yaml:"match"`
+	// Filters run after the global chain, outermost first.
+	Filters []Filter `yaml:"filters"`
+	// Route names the cluster that serves the calls one-to-one.
+	Route string `yaml:"route"`
+	// Fanout names the fan-out group that serves them one-to-many.
+	Fanout string `yaml:"fanout"`
+}
+
+// Filter is one filter in a chain: a one-key mapping from a registered
+// filter name to that filter's config.
+type Filter struct {
+	// Name is the registry name.
+	Name string
+	// Config is the filter's decoded, typed config.
+	Config pipeline.FilterConfig
+}

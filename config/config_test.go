@@ -1,0 +1,167 @@
+package config_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/manifold-grpc/manifold/config"
+	"github.com/manifold-grpc/manifold/internal/proxytest"
+	"github.com/manifold-grpc/manifold/internal/testbackend"
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tagConfig is a user's own filter, registered by name like a built-in.
+type tagConfig struct {
+	// Key and Value are the request header the filter sets.
+	Key   string        `yaml:"key"`
+	Value string        `yaml:"value"`
+	Delay time.Duration `yaml:"delay"`
+}
+
+func (c *tagConfig) Validate() error {
+	var errs []error
+	if c.Key == "" {
+		errs = append(errs, errors.New("key: required"))
+	}
+	if c.Delay < 0 {
+		errs = append(errs, errors.New("delay: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *tagConfig) Build(pipeline.BuildEnv) (pipeline.Filter, error) {
+	return pipeline.RequestHeadersFunc("tag", func(_ context.Context, call *pipeline.Call) error {
+		call.Header.Append(c.Key, c.Value)
+		return nil
+	}), nil
+}
+
+func init() {
+	pipeline.Register(pipeline.Module{Name: "test.tag", New: func() pipeline.FilterConfig { return new(tagConfig) }})
+}
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+// TestBrokenFiles: every error names the file, line and column and the field
+// path, unknown fields are errors, and all errors come together.
+func TestBrokenFiles(t *testing.T) {
+	const head = "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\n"
+	cases := []struct {
+		name, file string
+		want       []string
+	}{
+		{"unknown top-level field", head + "routez: []\nroutes: [{name: r, route: c}]\n",
+			[]string{"m.yaml:3:1: routez: unknown field"}},
+		{"typo in a route", head + "routes:\n  - name: r\n    rout: c\n",
+			[]string{"m.yaml:5:5: routes[0].rout: unknown field", "m.yaml:4:5: routes[0]: one of route"}},
+		{"unknown cluster", head + "routes:\n  - name: r\n    route: nope\n",
+			[]string{`m.yaml:5:12: routes[0].route: no cluster named "nope"`}},
+		{"unknown filter", head + "filters:\n  - nosuch: {}\nroutes: [{name: r, route: c}]\n",
+			[]string{`m.yaml:4:5: filters[0]: unknown filter "nosuch"`}},
+		{"filter field typo", head + "filters:\n  - test.tag: {kee: x}\nroutes: [{name: r, route: c}]\n",
+			[]string{"m.yaml:4:16: filters[0].test.tag.kee: unknown field (known: delay, key, value)"}},
+		{"filter validation", head + "routes:\n  - name: r\n    route: c\n    filters:\n      - test.tag:\n          value: v\n          delay: -1s\n",
+			[]string{"m.yaml:8:11: routes[0].filters[0].test.tag.key: required", "m.yaml:9:18: routes[0].filters[0].test.tag.delay: must not be negative"}},
+		{"bad duration", head + "drain_timeout: soon\nroutes: [{name: r, route: c}]\n",
+			[]string{"m.yaml:3:16: drain_timeout:"}},
+		{"bad policy", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    policy: most\n    members: [{name: a, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n",
+			[]string{"m.yaml:4:13: fanout[0].policy:", "most"}},
+		{"bad kind", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    kinds: [{match: /a.B/*, kind: sometimes}]\n    members: [{name: a, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n",
+			[]string{"fanout[0].kinds[0].kind:"}},
+		{"bad match", head + "routes:\n  - name: r\n    route: c\n    match: {method: NoSlash}\n",
+			[]string{"m.yaml:6:21: routes[0].match.method:"}},
+		{"unset env", head + "routes: [{name: r, route: c, match: {authority: \"${HOST}\"}}]\n",
+			[]string{"m.yaml:3:49: environment variable HOST is not set"}},
+		{"no listeners no routes", "clusters: []\n",
+			[]string{"listeners: at least one listener is required", "routes: at least one route is required"}},
+		{"duplicate names", "listeners: [{address: 127.0.0.1:0}]\nclusters:\n  - {name: c, target: a:1}\n  - {name: c, target: a:2}\nroutes: [{name: r, route: c}, {name: r, route: c}]\n",
+			[]string{`m.yaml:4:12: clusters[1].name: "c" is used twice`, `routes[1].name: "r" is used twice`}},
+		{"bad yaml", "listeners: [\n", []string{"m.yaml:"}},
+		{"wrong shape", "listeners: {address: x}\n", []string{"m.yaml:1:12: listeners: want a list"}},
+		{"missing tls files", "listeners: [{address: 127.0.0.1:0, tls: {cert_file: /nonexistent.pem}}]\nclusters: [{name: c, target: a:1}]\nroutes: [{name: r, route: c}]\n",
+			[]string{"listeners[0].tls.cert_file:", "listeners[0].tls.key_file: required"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("m.yaml", []byte(tc.file), env(nil))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestBuildAndServe: a config with a global filter, a user's filter from
+// the registry, two routes to two clusters, and env expansion serves calls.
+func TestBuildAndServe(t *testing.T) {
+	seen := make(chan metadata.MD, 4)
+	svc := &testbackend.Service{Unary: func(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		seen <- md
+		return &testgrpc.SimpleResponse{}, nil
+	}}
+	a, _ := testbackend.Start(t, svc)
+	file := `
+listeners:
+  - address: 127.0.0.1:0
+drain_timeout: 2s
+clusters:
+  - name: backend
+    target: passthrough:///${BACKEND}
+filters:
+  - test.tag: {key: x-global, value: "${TAG:-yes}"}
+routes:
+  - name: tests
+    match: {service: grpc.testing.TestService}
+    filters:
+      - test.tag: {key: x-route, value: tests}
+    route: backend
+`
+	cfg, err := config.Parse("m.yaml", []byte(file), env(map[string]string{"BACKEND": a}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := config.Build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Servers[0].Serve(lis) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Servers[0].Shutdown(ctx)
+		_ = p.Close()
+	}()
+	conn := proxytest.Dial(t, lis.Addr().String())
+	if _, err := testgrpc.NewTestServiceClient(conn).UnaryCall(context.Background(), &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	md := <-seen
+	if md.Get("x-global")[0] != "yes" || md.Get("x-route")[0] != "tests" {
+		t.Errorf("backend saw %v", md)
+	}
+	if _, err := testgrpc.NewUnimplementedServiceClient(conn).UnimplementedCall(context.Background(), &testgrpc.Empty{}); err == nil || !strings.Contains(err.Error(), "no route") {
+		t.Errorf("unrouted call: %v", err)
+	}
+}

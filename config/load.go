@@ -1,0 +1,128 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads, decodes and validates the config file at path. The error, if
+// any, joins every problem found, each an *[Error] naming the file, line,
+// column and field path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b, os.LookupEnv)
+}
+
+// Parse decodes and validates a config file's contents; name is used in
+// errors, lookupEnv resolves ${VAR} references.
+func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: name, Msg: trimYAMLLine(err.Error()), Line: yamlErrLine(err)}
+	}
+	d := &decoder{file: name, nodes: map[string]*yaml.Node{}}
+	cfg := &Config{}
+	if len(root.Content) == 0 {
+		d.errorf(nil, "", "the file is empty")
+		return nil, errors.Join(d.errs...)
+	}
+	d.expandEnv(root.Content[0], lookupEnv)
+	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	// Validate even after decoding errors, so that one run reports every
+	// problem; fields that failed to decode are zero and may add an error
+	// of their own.
+	d.validate(cfg)
+	if len(d.errs) > 0 {
+		return nil, errors.Join(d.errs...)
+	}
+	return cfg, nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	m := lineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	var n int
+	fmt.Sscan(m[1], &n)
+	return n
+}
+
+var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value.
+func (d *decoder) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
+	if n.Kind == yaml.ScalarNode {
+		if !strings.Contains(n.Value, "${") {
+			return
+		}
+		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			m := envRE.FindStringSubmatch(ref)
+			if v, ok := lookup(m[1]); ok {
+				return v
+			}
+			if m[2] != "" {
+				return m[3]
+			}
+			d.errorf(n, "", "environment variable %s is not set and has no default (write ${%s:-default})", m[1], m[1])
+			return ""
+		})
+		if n.Tag == "!!str" || n.Style != 0 {
+			return
+		}
+		// Let the expanded text be read as what it looks like (a number, a
+		// boolean), as if it had been written in the file.
+		n.Tag = ""
+		return
+	}
+	for _, c := range n.Content {
+		d.expandEnv(c, lookup)
+	}
+}
+
+// locate turns a validation error into a located one: msg may start with
+// a field path relative to base ("providers[0].issuer: required").
+func (d *decoder) locate(base, msg string) {
+	for _, line := range strings.Split(msg, "\n") {
+		if line == "" {
+			continue
+		}
+		path, rest := base, line
+		if rel, r, ok := strings.Cut(line, ": "); ok && looksLikePath(rel) {
+			path, rest = join(base, rel), r
+		}
+		d.errorf(d.nearest(path), path, "%s", rest)
+	}
+}
+
+// nearest returns the node of path or of its closest ancestor.
+func (d *decoder) nearest(path string) *yaml.Node {
+	for p := path; ; {
+		if n, ok := d.nodes[p]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return d.nodes[""]
+		}
+		p = p[:i]
+	}
+}
+
+var pathRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*$`)
+
+func looksLikePath(s string) bool { return pathRE.MatchString(s) }
+
+func sortStrings(s []string) { sort.Strings(s) }

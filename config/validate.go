@@ -1,0 +1,169 @@
+package config
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/methodkind"
+)
+
+// validate checks what decoding cannot: required fields, references between
+// sections, files that must exist, and each filter's own Validate.
+func (d *decoder) validate(c *Config) {
+	at := func(path, format string, args ...any) {
+		d.errorf(d.nearest(path), path, format, args...)
+	}
+	if len(c.Listeners) == 0 {
+		at("listeners", "at least one listener is required")
+	}
+	addrs := map[string]bool{}
+	for i, l := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if l.Address == "" {
+			at(p+".address", "required")
+		} else if addrs[l.Address] {
+			at(p+".address", "%q is used twice", l.Address)
+		}
+		addrs[l.Address] = true
+		if l.MaxMessageSize < 0 {
+			at(p+".max_message_size", "must not be negative")
+		}
+		if l.TLS != nil {
+			d.files(p+".tls", map[string]string{"cert_file": l.TLS.CertFile, "key_file": l.TLS.KeyFile}, true)
+			d.files(p+".tls", map[string]string{"client_ca_file": l.TLS.ClientCAFile}, false)
+		}
+	}
+	if c.DrainTimeout < 0 {
+		at("drain_timeout", "must not be negative")
+	}
+
+	clusters := map[string]bool{}
+	for i, cl := range c.Clusters {
+		p := fmt.Sprintf("clusters[%d]", i)
+		if clusters[cl.Name] {
+			at(p+".name", "%q is used twice", cl.Name)
+		}
+		clusters[cl.Name] = true
+		cc := cluster.Config{Name: cl.Name, Target: cl.Target, Addresses: cl.Addresses, LoadBalancing: cl.LoadBalancing, ConnectTimeout: cl.ConnectTimeout, MaxMessageSize: cl.MaxMessageSize}
+		if err := cc.Validate(); err != nil {
+			at(p, "%v", err)
+		}
+		d.clientTLS(p+".tls", cl.TLS)
+	}
+
+	groups := map[string]bool{}
+	for i, g := range c.Fanout {
+		p := fmt.Sprintf("fanout[%d]", i)
+		if g.Name == "" {
+			at(p+".name", "required")
+		}
+		if groups[g.Name] {
+			at(p+".name", "%q is used twice", g.Name)
+		}
+		groups[g.Name] = true
+		if len(g.Members) == 0 {
+			at(p+".members", "at least one member is required")
+		}
+		names := map[string]bool{}
+		for j, m := range g.Members {
+			mp := fmt.Sprintf("%s.members[%d]", p, j)
+			if m.Name == "" {
+				at(mp+".name", "required")
+			} else if names[m.Name] {
+				at(mp+".name", "%q is used twice", m.Name)
+			}
+			names[m.Name] = true
+			if m.Target == "" {
+				at(mp+".target", "required")
+			}
+			d.clientTLS(mp+".tls", m.TLS)
+		}
+		if err := g.Kinds.Validate(); err != nil {
+			d.locate(p+".kinds", err.Error())
+		}
+		if g.Protoset != "" {
+			if _, err := methodkind.LoadProtoset(g.Protoset); err != nil {
+				at(p+".protoset", "%v", err)
+			}
+		}
+		if err := g.fanoutConfig(nil).Validate(); err != nil {
+			d.locate(p, trimPrefix(err.Error(), "fanout: "))
+		}
+	}
+
+	d.chain("filters", c.Filters)
+	if len(c.Routes) == 0 {
+		at("routes", "at least one route is required")
+	}
+	routes := map[string]bool{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			at(p+".name", "required")
+		} else if routes[r.Name] {
+			at(p+".name", "%q is used twice", r.Name)
+		}
+		routes[r.Name] = true
+		if err := r.Match.Validate(); err != nil {
+			d.locate(p+".match", err.Error())
+		}
+		switch {
+		case r.Route == "" && r.Fanout == "":
+			at(p, "one of route (a cluster) and fanout (a group) is required")
+		case r.Route != "" && r.Fanout != "":
+			at(p, "route and fanout are exclusive")
+		case r.Route != "" && !clusters[r.Route]:
+			at(p+".route", "no cluster named %q", r.Route)
+		case r.Fanout != "" && !groups[r.Fanout]:
+			at(p+".fanout", "no fan-out group named %q", r.Fanout)
+		}
+		d.chain(p+".filters", r.Filters)
+	}
+}
+
+// chain validates each filter's config.
+func (d *decoder) chain(path string, fs []Filter) {
+	for i, f := range fs {
+		if f.Config == nil {
+			continue
+		}
+		if err := f.Config.Validate(); err != nil {
+			d.locate(fmt.Sprintf("%s[%d].%s", path, i, f.Name), err.Error())
+		}
+	}
+}
+
+// files checks that the named files exist (required ones must be set).
+func (d *decoder) files(path string, files map[string]string, required bool) {
+	for field, name := range files {
+		p := join(path, field)
+		if name == "" {
+			if required {
+				d.errorf(d.nearest(p), p, "required")
+			}
+			continue
+		}
+		if _, err := os.Stat(name); err != nil {
+			d.errorf(d.nearest(p), p, "%v", err)
+		}
+	}
+}
+
+func (d *decoder) clientTLS(path string, t *ClientTLS) {
+	if t == nil {
+		return
+	}
+	d.files(path, map[string]string{"ca_file": t.CAFile}, false)
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		d.errorf(d.nearest(path), path, "cert_file and key_file go together")
+	}
+	d.files(path, map[string]string{"cert_file": t.CertFile, "key_file": t.KeyFile}, false)
+}
+
+func trimPrefix(s, p string) string {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}

@@ -1,0 +1,120 @@
+package logging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	grpclogging "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+// Filter writes one access-log record per call. It is a header-only filter:
+// it notes the start of the call in its request header hook and logs in its
+// response end hook, so a chain with it still reports that it needs no
+// messages ([pipeline.Touch.NeedsMessages]). It is safe for concurrent use.
+type Filter struct {
+	msg     string
+	headers []string
+	levels  levels
+	// Exactly one of log and sink is set.
+	log  *slog.Logger
+	sink grpclogging.Logger
+}
+
+// startKey holds the time a call reached the filter.
+var startKey = pipeline.NewKey[time.Time]("logging.start")
+
+// New returns an access-log filter for cfg that logs to a [slog.Logger]
+// ([WithLogger]; default [slog.Default]). It fails if cfg is not valid.
+func New(cfg Config, opts ...Option) (*Filter, error) {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	f, err := newFilter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	f.log = logger(o.logger)
+	return f, nil
+}
+
+// NewWithLogger returns an access-log filter for cfg that hands its records
+// to l, a go-grpc-middleware v2 logger, so that a team keeps the logger (and
+// the adapter for zap, zerolog, logrus, …) it already uses. l gets the
+// level as a [grpclogging.Level] (a [slog.Level]) and the attributes as
+// flat key/value fields: groups become dotted keys (upstream.cluster,
+// grpc.request.metadata.x-request-id), values are plain Go values, and the
+// fan-out list is an [Upstreams].
+func NewWithLogger(cfg Config, l grpclogging.Logger) (*Filter, error) {
+	if l == nil {
+		return nil, errors.New("logging: nil logger")
+	}
+	f, err := newFilter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	f.sink = l
+	return f, nil
+}
+
+func newFilter(cfg Config) (*Filter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("logging: %w", err)
+	}
+	lv, _ := parseLevels(cfg.Levels) // valid: checked above
+	f := &Filter{msg: cfg.Message, headers: cfg.headerKeys(), levels: lv}
+	if f.msg == "" {
+		f.msg = DefaultMessage
+	}
+	return f, nil
+}
+
+// Name returns "logging".
+func (*Filter) Name() string { return "logging" }
+
+// OnRequestHeaders notes when the call started. It never fails the call.
+func (f *Filter) OnRequestHeaders(_ context.Context, call *pipeline.Call) error {
+	startKey.Set(call, time.Now())
+	return nil
+}
+
+// OnResponseEnd logs the call. It sees the status as the filters after it
+// left it, so put the access log first in the chain to log what the client
+// receives. It never changes end.
+func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, end *pipeline.End) {
+	level := f.levels.of(end.Status.Code())
+	if f.log != nil && !f.log.Enabled(ctx, level) {
+		return
+	}
+	var buf [maxAttrs]slog.Attr
+	attrs := f.appendAttrs(buf[:0], ctx, call, end)
+	if f.log != nil {
+		f.log.LogAttrs(ctx, level, f.msg, attrs...)
+		return
+	}
+	f.sink.Log(ctx, grpclogging.Level(level), f.msg, appendFields(make([]any, 0, 2*len(attrs)+8), "", attrs)...)
+}
+
+// appendFields flattens attrs into go-grpc-middleware's alternating
+// key/value fields: a group's attributes get its key and a dot as prefix.
+func appendFields(dst []any, prefix string, attrs []slog.Attr) []any {
+	for _, a := range attrs {
+		v := a.Value.Resolve()
+		if v.Kind() == slog.KindGroup {
+			dst = appendFields(dst, prefix+a.Key+".", v.Group())
+			continue
+		}
+		dst = append(dst, prefix+a.Key, v.Any())
+	}
+	return dst
+}
+
+var (
+	_ pipeline.RequestHeadersHook = (*Filter)(nil)
+	_ pipeline.ResponseEndHook    = (*Filter)(nil)
+)

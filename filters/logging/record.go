@@ -1,0 +1,261 @@
+package logging
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+// The attribute keys of a record, in the order they appear. They are stable:
+// dashboards and alerts may depend on them. Keys that go-grpc-middleware's
+// logging interceptor also writes (grpc.service, grpc.method, grpc.code,
+// grpc.time_ms, peer.address) mean the same here.
+const (
+	// KeyFullMethod is the full method name, "/pkg.Service/Method".
+	KeyFullMethod = "grpc.full_method"
+	// KeyService is the service part, "pkg.Service".
+	KeyService = "grpc.service"
+	// KeyMethod is the method part, "Method".
+	KeyMethod = "grpc.method"
+	// KeyCode is the status code's name as grpc-go spells it: "OK",
+	// "NotFound", "DeadlineExceeded".
+	KeyCode = "grpc.code"
+	// KeyError is the status message; only for codes other than OK, and
+	// left out when empty.
+	KeyError = "grpc.error"
+	// KeyTimeMS is the call's duration in milliseconds (a float, to the
+	// microsecond), from the filter's request header hook to its response
+	// end hook.
+	KeyTimeMS = "grpc.time_ms"
+	// KeyPeer is the client's address, "ip:port"; left out when unknown.
+	KeyPeer = "peer.address"
+	// KeyAuthority is the :authority the client called; left out when
+	// empty.
+	KeyAuthority = "grpc.authority"
+	// KeyUserAgent is the client's user-agent; left out when absent.
+	KeyUserAgent = "grpc.user_agent"
+	// KeyRequestMessages, KeyRequestBytes, KeyResponseMessages and
+	// KeyResponseBytes count the messages and their uncompressed bytes
+	// each way ([pipeline.Counters]). They are left out when the chain
+	// runs outside a server that counts.
+	KeyRequestMessages  = "grpc.request.messages"
+	KeyRequestBytes     = "grpc.request.bytes"
+	KeyResponseMessages = "grpc.response.messages"
+	KeyResponseBytes    = "grpc.response.bytes"
+	// KeyRoute is the name of the route that served the call
+	// ([pipeline.Call.Route]); left out without a router.
+	KeyRoute = "manifold.route"
+	// KeyUpstream is a group for a call with exactly one upstream call to
+	// a cluster (terminal route): cluster, code, time_ms.
+	KeyUpstream = "upstream"
+	// KeyUpstreams is an [Upstreams] list for a call that fanned out (or
+	// made several upstream calls): one entry per upstream, in the order
+	// the terminal recorded them (fan-out: target order). Calls that never
+	// reached an upstream (a local reply) have neither key.
+	KeyUpstreams = "upstreams"
+	// KeyTraceID and KeySpanID are the W3C trace and span ids, in hex, of
+	// the OpenTelemetry span in the call's context (the server span of
+	// otelgrpc's stats handler, say); left out without a valid span.
+	KeyTraceID = "trace_id"
+	KeySpanID  = "span_id"
+	// KeySubject is the "sub" claim of the caller's verified credentials
+	// ([pipeline.ClaimsKey]), left out when the call is not authenticated.
+	KeySubject = "auth.subject"
+	// KeyMetadata is a group of the request metadata values that
+	// [Config.Headers] lists, keyed by metadata key.
+	KeyMetadata = "grpc.request.metadata"
+)
+
+// Keys inside the upstream group and the entries of [Upstreams].
+const (
+	upstreamCluster = "cluster"
+	upstreamMember  = "member"
+	upstreamCode    = "code"
+	upstreamTime    = "time_ms"
+)
+
+// maxAttrs is the most top-level attributes a record has.
+const maxAttrs = 22
+
+// appendAttrs appends the record's attributes to dst.
+func (f *Filter) appendAttrs(dst []slog.Attr, ctx context.Context, call *pipeline.Call, end *pipeline.End) []slog.Attr {
+	code := end.Status.Code()
+	var took time.Duration
+	if start, ok := startKey.Get(call); ok {
+		took = time.Since(start)
+	}
+	svc, method := splitMethod(call.Method)
+	dst = append(dst,
+		slog.String(KeyFullMethod, call.Method),
+		slog.String(KeyService, svc),
+		slog.String(KeyMethod, method),
+		slog.String(KeyCode, code.String()),
+	)
+	if code != codes.OK {
+		if msg := end.Status.Message(); msg != "" {
+			dst = append(dst, slog.String(KeyError, msg))
+		}
+	}
+	dst = append(dst, slog.Float64(KeyTimeMS, millis(took)))
+	if call.Peer != nil {
+		dst = append(dst, slog.String(KeyPeer, call.Peer.String()))
+	}
+	if call.Authority != "" {
+		dst = append(dst, slog.String(KeyAuthority, call.Authority))
+	}
+	if ua := call.Inbound["user-agent"]; len(ua) > 0 {
+		dst = append(dst, slog.String(KeyUserAgent, ua[0]))
+	}
+	if c := pipeline.CountersFromContext(ctx); c != nil {
+		dst = append(dst,
+			slog.Int64(KeyRequestMessages, c.RequestMessages.Load()),
+			slog.Int64(KeyRequestBytes, c.RequestBytes.Load()),
+			slog.Int64(KeyResponseMessages, c.ResponseMessages.Load()),
+			slog.Int64(KeyResponseBytes, c.ResponseBytes.Load()),
+		)
+	}
+	if call.Route != "" {
+		dst = append(dst, slog.String(KeyRoute, call.Route))
+	}
+	if ups := pipeline.UpstreamResults(call); len(ups) == 1 && ups[0].Member == "" {
+		u := ups[0]
+		dst = append(dst, slog.Attr{Key: KeyUpstream, Value: slog.GroupValue(
+			slog.String(upstreamCluster, u.Cluster),
+			slog.String(upstreamCode, u.Code.String()),
+			slog.Float64(upstreamTime, millis(u.Duration)),
+		)})
+	} else if len(ups) > 0 {
+		dst = append(dst, slog.Any(KeyUpstreams, Upstreams(ups)))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		dst = append(dst,
+			slog.String(KeyTraceID, sc.TraceID().String()),
+			slog.String(KeySpanID, sc.SpanID().String()),
+		)
+	}
+	if claims, ok := pipeline.ClaimsKey.Get(call); ok {
+		if sub := claims.Subject(); sub != "" {
+			dst = append(dst, slog.String(KeySubject, sub))
+		}
+	}
+	if md := f.metadata(call); len(md) > 0 {
+		dst = append(dst, slog.Attr{Key: KeyMetadata, Value: slog.GroupValue(md...)})
+	}
+	return dst
+}
+
+// metadata returns the listed request metadata the call has.
+func (f *Filter) metadata(call *pipeline.Call) []slog.Attr {
+	var attrs []slog.Attr
+	for _, k := range f.headers {
+		v := call.Inbound[k]
+		if len(v) == 0 {
+			v = call.Header[k]
+		}
+		if len(v) == 0 {
+			continue
+		}
+		if attrs == nil {
+			attrs = make([]slog.Attr, 0, len(f.headers))
+		}
+		attrs = append(attrs, slog.String(k, joinValues(k, v)))
+	}
+	return attrs
+}
+
+// joinValues joins a key's values with ", ", in base64 for "-bin" keys.
+func joinValues(key string, v []string) string {
+	bin := strings.HasSuffix(key, "-bin")
+	if len(v) == 1 && !bin {
+		return v[0]
+	}
+	var b strings.Builder
+	for i, s := range v {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if bin {
+			b.WriteString(base64.StdEncoding.EncodeToString([]byte(s)))
+		} else {
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+// splitMethod splits "/pkg.Service/Method" into "pkg.Service" and "Method".
+func splitMethod(full string) (service, method string) {
+	s := strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return "", s
+}
+
+// millis returns d in milliseconds, rounded to the microsecond.
+func millis(d time.Duration) float64 {
+	return math.Round(float64(d)/1e3) / 1e3
+}
+
+// Upstreams is the value of the "upstreams" attribute: the upstream calls
+// of a call that fanned out, in the order the terminal recorded them.
+//
+// [slog.JSONHandler] writes it as an array of objects,
+//
+//	[{"cluster":"machines","member":"n0","code":"OK","time_ms":1.204}, …]
+//
+// and [slog.TextHandler] (and loggers that print values with %v) as
+//
+//	machines/n0=OK(1.204ms) machines/n1=Unavailable(0.31ms)
+type Upstreams []pipeline.UpstreamResult
+
+type upstreamJSON struct {
+	Cluster string  `json:"cluster"`
+	Member  string  `json:"member,omitempty"`
+	Code    string  `json:"code"`
+	TimeMS  float64 `json:"time_ms"`
+}
+
+// MarshalJSON writes u as an array of {cluster, member, code, time_ms}.
+func (u Upstreams) MarshalJSON() ([]byte, error) {
+	out := make([]upstreamJSON, len(u))
+	for i, r := range u {
+		out[i] = upstreamJSON{Cluster: r.Cluster, Member: r.Member, Code: r.Code.String(), TimeMS: millis(r.Duration)}
+	}
+	return json.Marshal(out)
+}
+
+// MarshalText writes u as [Upstreams.String] does.
+func (u Upstreams) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// String returns "cluster/member=Code(1.2ms)" for each upstream, separated by
+// spaces.
+func (u Upstreams) String() string {
+	var b []byte
+	for i, r := range u {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, r.Cluster...)
+		if r.Member != "" {
+			b = append(b, '/')
+			b = append(b, r.Member...)
+		}
+		b = append(b, '=')
+		b = append(b, r.Code.String()...)
+		b = append(b, '(')
+		b = strconv.AppendFloat(b, millis(r.Duration), 'f', -1, 64)
+		b = append(b, "ms)"...)
+	}
+	return string(b)
+}

@@ -1,5 +1,7 @@
 // Package metadata splices per-upstream metadata into the items of a
-// one-to-many response at the wire level, without decoding the messages.
+// one-to-many response at the wire level, without decoding the messages,
+// and holds the "headers" filter, which edits request and response headers
+// (see Header mutation below).
 //
 // When a call fans out to several upstreams, the client must be able to tell
 // which item came from which upstream, and which upstream failed. Talos'
@@ -43,4 +45,45 @@
 // given enough capacity (each has a Size function), do not allocate.
 // [Items] and [ReadMetadata] read a merged response back, for clients and
 // tests.
+//
+// # Header mutation
+//
+// The "headers" filter ([NewHeaders], configured by [HeadersConfig] and
+// registered under that name for config files) edits the headers of a call,
+// like Envoy's header_mutation: the request headers sent upstream, and the
+// response headers and trailers sent to the client. Each side is a list of
+// operations applied in order: add (append a value), set (replace the
+// values), remove, and rename (move the values to another key).
+//
+//	request:
+//	  - remove: {key: authorization}
+//	  - remove: {key: x-user}          # a client's own x-user never passes,
+//	  - set: {key: x-user, claim: sub} # even when the claim is missing
+//	  - set: {key: x-tenant, claim: tenant, default: public}
+//	  - add: {key: x-forwarded-client, from: peer}
+//	  - rename: {key: x-trace, to: x-request-id}
+//	response:
+//	  - set: {key: x-request-id, header: x-request-id}
+//	trailers:
+//	  - remove: {key: x-debug}
+//
+// A value is a literal (value), a claim of the caller's verified credentials
+// ([pipeline.ClaimsKey], set by an authenticating filter earlier in the
+// chain), a request header as the client sent it (header), or a value of
+// the call (from: peer, authority or method); Go code can compute one with a
+// [ValueFunc], e.g. from per-call state ([StateString]). A value the call
+// lacks takes the operation's default, or skips the operation.
+//
+// Validation rejects, with the path of the field, any operation on a key the
+// proxy or gRPC owns: pseudo-headers (":authority"), hop-by-hop keys (te,
+// content-type, user-agent, …), every "grpc-" key (grpc-timeout,
+// grpc-status-details-bin, …), setting x-manifold-* keys anywhere but on
+// the request side, malformed keys, and literal values that a text header
+// cannot carry:
+//
+//	request[2].set.key: "grpc-timeout" is reserved
+//
+// The filter is header-only: it never sees messages, so a chain of header
+// filters needs no message handling. It edits call.Header and never the
+// client's view, call.Inbound.
 package metadata

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/manifold-grpc/manifold/internal/proxytest"
+	"github.com/manifold-grpc/manifold/internal/testbackend"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestValidateCommand: exit codes and messages of `manifold validate`.
+func TestValidateCommand(t *testing.T) {
+	good := writeFile(t, "good.yaml", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\nroutes: [{name: r, route: c}]\n")
+	bad := writeFile(t, "bad.yaml", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\nroutes:\n  - name: r\n    route: d\n    filters: [{logging: {headers: [authorization]}}]\n")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"validate", "--config", good}, 0, []string{"good.yaml: ok"}},
+		{[]string{"validate", "--config", bad}, 1, []string{"bad.yaml:5:12: routes[0].route: no cluster named \"d\"", "bad.yaml:6:", "routes[0].filters[0].logging.headers[0]"}},
+		{[]string{"validate", "--config", "/nonexistent.yaml"}, 1, []string{"no such file"}},
+		{[]string{"validate"}, 2, []string{"usage"}},
+	} {
+		var out syncBuffer
+		code := run(context.Background(), tc.args, &out, nil)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d; output %s", tc.args, code, tc.code, out.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: output lacks %q:\n%s", tc.args, w, out.String())
+			}
+		}
+	}
+}
+
+// TestRunConfig runs `manifold --config` against an in-process backend.
+func TestRunConfig(t *testing.T) {
+	addr, _ := testbackend.Start(t, &testbackend.Service{})
+	file := writeFile(t, "m.yaml", `
+listeners: [{address: 127.0.0.1:0}]
+clusters: [{name: backend, target: "passthrough:///`+addr+`"}]
+filters: [{logging: {}}]
+routes: [{name: all, route: backend}]
+`)
+	proxyAddr, logs := startRun(t, "--config", file)
+	client := testgrpc.NewTestServiceClient(proxytest.Dial(t, proxyAddr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "grpc.code=OK") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "grpc.code=OK") {
+		t.Errorf("no access log line: %s", logs.String())
+	}
+}

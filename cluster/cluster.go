@@ -1,15 +1,19 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -98,6 +102,12 @@ func (c *Config) Validate() error {
 type Cluster struct {
 	name string
 	conn *grpc.ClientConn
+
+	// Readiness watching, started by WatchReady.
+	watchOnce sync.Once
+	stop      context.CancelFunc
+	watching  sync.WaitGroup
+	ready     atomic.Bool
 }
 
 // New creates the cluster's connection. It does not connect: grpc-go
@@ -165,4 +175,48 @@ func (c *Cluster) Name() string { return c.name }
 func (c *Cluster) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection; calls still using it fail with CANCELED.
-func (c *Cluster) Close() error { return c.conn.Close() }
+func (c *Cluster) Close() error {
+	c.watchOnce.Do(func() {}) // no watcher may start after Close
+	if c.stop != nil {
+		c.stop()
+		c.watching.Wait()
+	}
+	return c.conn.Close()
+}
+
+// WatchReady starts connecting now instead of at the first call, and
+// watches the connection until it has been READY once, for readiness
+// reports. Calling it again does nothing.
+func (c *Cluster) WatchReady() {
+	c.watchOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.stop = cancel
+		c.watching.Add(1)
+		go func() {
+			defer c.watching.Done()
+			c.conn.Connect()
+			for {
+				s := c.conn.GetState()
+				if s == connectivity.Ready {
+					c.ready.Store(true)
+					return
+				}
+				if s == connectivity.Idle {
+					c.conn.Connect()
+				}
+				if !c.conn.WaitForStateChange(ctx, s) {
+					return
+				}
+			}
+		}()
+	})
+}
+
+// Ready reports nil once the cluster's connection has been READY at least
+// once since WatchReady, or why not.
+func (c *Cluster) Ready() error {
+	if c.ready.Load() {
+		return nil
+	}
+	return fmt.Errorf("cluster %q has not connected yet (state %v)", c.name, c.conn.GetState())
+}

@@ -27,7 +27,12 @@ type Proxy struct {
 	Handler   pipeline.Handler
 	Listeners []Listener
 	Servers   []*server.Server
-	closers   []io.Closer
+	// Clusters are every upstream connection, fan-out members included.
+	Clusters []*cluster.Cluster
+	// Checks are the readiness checks of filters that have one (an auth
+	// filter's JWKS, say), by filter name.
+	Checks  map[string]func() error
+	closers []io.Closer
 }
 
 // Close closes the upstream connections and every filter that holds
@@ -68,6 +73,7 @@ func Build(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 			return nil, err
 		}
 		p.closers = append(p.closers, cl)
+		p.Clusters = append(p.Clusters, cl)
 		terminals["route:"+c.Name] = route.New(cl)
 	}
 	for _, g := range cfg.Fanout {
@@ -83,6 +89,7 @@ func Build(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 				return nil, err
 			}
 			p.closers = append(p.closers, cl)
+			p.Clusters = append(p.Clusters, cl)
 			members = append(members, fanout.Member{Name: m.Name, Conn: cl.Conn()})
 			conns = append(conns, cl.Conn())
 		}
@@ -158,6 +165,12 @@ func (p *Proxy) filters(fs []Filter, env pipeline.BuildEnv) ([]pipeline.Filter, 
 		}
 		if c, ok := built.(io.Closer); ok {
 			p.closers = append(p.closers, c)
+		}
+		if r, ok := built.(interface{ Ready() error }); ok {
+			if p.Checks == nil {
+				p.Checks = map[string]func() error{}
+			}
+			p.Checks[fmt.Sprintf("filter %s #%d", f.Name, len(p.Checks)+1)] = r.Ready
 		}
 		out = append(out, built)
 	}

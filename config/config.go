@@ -30,6 +30,11 @@ type Config struct {
 	// DrainTimeout is how long calls in flight may take to finish on
 	// shutdown before they are cancelled. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+
+	// Source is the file's text as written, before environment expansion:
+	// what the admin /config endpoint shows, with no secret from the
+	// environment in it.
+	Source []byte `yaml:"-"`
 }
 
 // Listener is one gRPC listening address.

@@ -47,6 +47,22 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- n
 		return err
 	}
 	defer p.Close()
+	adm := newReadiness()
+	adm.SetConfig(cfg.Source)
+	for _, cl := range p.Clusters {
+		cl.WatchReady()
+		adm.SetCheck("cluster "+cl.Name(), cl.Ready)
+	}
+	for name, check := range p.Checks {
+		adm.SetCheck(name, check)
+	}
+	if cfg.Admin.Address != "" {
+		stop, err := startAdmin(cfg.Admin.Address, adm, log)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		defer stop()
+	}
 	var lis []net.Listener
 	for _, l := range p.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
@@ -66,6 +82,7 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- n
 			ready <- lis[i].Addr()
 		}
 	}
+	adm.listening.Store(true)
 	drain := cfg.DrainTimeout
 	if drain == 0 {
 		drain = f.drainTimeout
@@ -76,6 +93,7 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- n
 	case <-ctx.Done():
 		log.Info("manifold draining", slog.Duration("drain_timeout", drain))
 	}
+	adm.draining.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	errs := []error{first}

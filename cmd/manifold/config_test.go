@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +75,49 @@ routes: [{name: all, route: backend}]
 	}
 	if !strings.Contains(logs.String(), "grpc.code=OK") {
 		t.Errorf("no access log line: %s", logs.String())
+	}
+}
+
+// TestAdminEndpoints: with an admin address, /healthz answers, /readyz turns
+// ready once the cluster has connected, and /config shows the file as
+// written, without the environment's values.
+func TestAdminEndpoints(t *testing.T) {
+	addr, _ := testbackend.Start(t, &testbackend.Service{})
+	t.Setenv("MANIFOLD_TEST_SECRET_TARGET", "passthrough:///"+addr)
+	file := writeFile(t, "m.yaml", `
+listeners: [{address: 127.0.0.1:0}]
+admin: {address: 127.0.0.1:0}
+clusters: [{name: backend, target: "${MANIFOLD_TEST_SECRET_TARGET}"}]
+routes: [{name: all, route: backend}]
+`)
+	_, logs := startRun(t, "--config", file)
+	m := regexp.MustCompile(`msg="admin serving" listen=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no admin line in %s", logs.String())
+	}
+	base := "http://" + m[1]
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	code, body := get("/readyz")
+	for code != 200 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		code, body = get("/readyz")
+	}
+	if code != 200 {
+		t.Errorf("/readyz = %d %s", code, body)
+	}
+	if code, body := get("/config"); code != 200 || !strings.Contains(body, "${MANIFOLD_TEST_SECRET_TARGET}") || strings.Contains(body, addr) {
+		t.Errorf("/config = %d %s", code, body)
 	}
 }

@@ -38,6 +38,7 @@ func main() {
 // flags are the quick-mode settings.
 type flags struct {
 	config         string
+	admin          string
 	listen         string
 	upstream       string
 	fanout         string
@@ -58,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "run from a YAML config `file` instead of quick mode")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve gRPC on (quick mode)")
+	fs.StringVar(&f.admin, "admin", "", "quick mode: serve /healthz, /readyz and /metrics over HTTP on this `address` (off by default)")
 	fs.StringVar(&f.upstream, "upstream", "", "`target` to proxy every call to: host:port or a grpc target URI (dns:///, unix:, passthrough:///)")
 	fs.StringVar(&f.fanout, "fanout", "", "fan every call out to these `members`: name=target,name=target,… (instead of --upstream)")
 	fs.StringVar(&f.protoset, "protoset", "", "with --fanout: a descriptor set `file` (protoc --include_imports --descriptor_set_out) telling unary from streaming methods; without it the members' server reflection is asked")
@@ -218,6 +220,17 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Add
 		closeAll()
 		return err
 	}
+	adm := newReadiness()
+	if f.admin != "" {
+		stop, err := startAdmin(f.admin, adm, log)
+		if err != nil {
+			closeAll()
+			lis.Close()
+			return fmt.Errorf("--admin: %w", err)
+		}
+		defer stop()
+	}
+	adm.listening.Store(true)
 	attrs := []any{slog.String("listen", lis.Addr().String())}
 	if f.upstream != "" {
 		attrs = append(attrs, slog.String("upstream", f.upstream))
@@ -238,6 +251,7 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Add
 		return errors.Join(err, srv.Shutdown(shutdownCtx))
 	case <-ctx.Done():
 	}
+	adm.draining.Store(true)
 	log.Info("manifold draining", slog.Duration("drain_timeout", f.drainTimeout))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
 	defer cancel()

@@ -1,0 +1,9 @@
+// Package admin is Manifold's HTTP admin endpoint, on its own address:
+//
+//	/healthz  200 while the process runs
+//	/readyz   200 when every readiness check passes, 503 naming the failures
+//	/config   the active config file, as written (environment references like
+//	          ${TOKEN} are shown unexpanded, so secrets from the environment
+//	          never appear)
+//	/metrics  the Prometheus exposition, when a metrics handler is given
+package admin

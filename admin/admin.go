@@ -20,6 +20,7 @@ type Handler struct {
 	checks  map[string]Check
 	config  []byte
 	metrics http.Handler
+	reload  func() error
 }
 
 // New returns an admin handler with no checks (always ready) and no config.
@@ -31,6 +32,7 @@ func New() *Handler {
 	h.mux.HandleFunc("GET /readyz", h.ready)
 	h.mux.HandleFunc("GET /config", h.showConfig)
 	h.mux.HandleFunc("GET /metrics", h.showMetrics)
+	h.mux.HandleFunc("POST /reload", h.doReload)
 	return h
 }
 
@@ -62,6 +64,30 @@ func (h *Handler) SetMetrics(m http.Handler) {
 	h.mu.Lock()
 	h.metrics = m
 	h.mu.Unlock()
+}
+
+// SetReload sets what POST /reload does: reload the config file,
+// answering 200 when it was applied and 422 with the errors when it was
+// not (the running config stays).
+func (h *Handler) SetReload(fn func() error) {
+	h.mu.Lock()
+	h.reload = fn
+	h.mu.Unlock()
+}
+
+func (h *Handler) doReload(w http.ResponseWriter, _ *http.Request) {
+	h.mu.RLock()
+	fn := h.reload
+	h.mu.RUnlock()
+	if fn == nil {
+		http.Error(w, "reload needs a config file", http.StatusNotFound)
+		return
+	}
+	if err := fn(); err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	fmt.Fprintln(w, "reloaded")
 }
 
 func (h *Handler) ready(w http.ResponseWriter, _ *http.Request) {

@@ -6,4 +6,5 @@
 //	          ${TOKEN} are shown unexpanded, so secrets from the environment
 //	          never appear)
 //	/metrics  the Prometheus exposition, when a metrics handler is given
+//	/reload   POST: reload the config file (422 with the errors if it is bad)
 package admin

@@ -50,7 +50,22 @@ func (p *Proxy) Close() error {
 
 // Build makes the proxy that cfg describes. Nothing listens yet: serve
 // each of p.Servers on a listener for the matching p.Listeners address.
-func Build(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
+func Build(cfg *Config, log *slog.Logger) (*Proxy, error) {
+	p, err := BuildRoutes(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.newServers(cfg, log); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// BuildRoutes makes everything of cfg but the servers: clusters, fan-out
+// groups, filters and routes, as a config reload needs to swap into running
+// servers ([server.Server.Swap]).
+func BuildRoutes(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -129,7 +144,14 @@ func Build(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 		return nil, err
 	}
 	p.Handler = chain
+	return p, nil
+}
 
+// newServers makes one server per listener, all serving p.Handler.
+func (p *Proxy) newServers(cfg *Config, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
 	for _, l := range cfg.Listeners {
 		opts := []server.Option{server.WithLogger(log)}
 		if l.MaxMessageSize > 0 {
@@ -141,17 +163,17 @@ func Build(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 		if l.TLS != nil {
 			tc, err := l.TLS.config()
 			if err != nil {
-				return nil, fmt.Errorf("listener %s: %w", l.Address, err)
+				return fmt.Errorf("listener %s: %w", l.Address, err)
 			}
 			opts = append(opts, server.WithTLS(tc))
 		}
-		srv, err := server.New(chain, opts...)
+		srv, err := server.New(p.Handler, opts...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.Servers = append(p.Servers, srv)
 	}
-	return p, nil
+	return nil
 }
 
 // filters builds a chain's filters, keeping those that hold resources to

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,7 +26,7 @@ import (
 // and stop it with [Server.Shutdown].
 type Server struct {
 	opts    options
-	handler pipeline.Handler
+	gen     atomic.Pointer[generation]
 	grpc    *grpc.Server
 	health  *drainingHealth
 
@@ -46,7 +47,8 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 	if o.maxRecv <= 0 || o.maxSend <= 0 {
 		return nil, fmt.Errorf("server: max message sizes must be positive, got recv %d send %d", o.maxRecv, o.maxSend)
 	}
-	s := &Server{opts: o, handler: handler, health: newDrainingHealth()}
+	s := &Server{opts: o, health: newDrainingHealth()}
+	s.gen.Store(newGeneration(handler))
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
 		grpc.UnknownServiceHandler(s.serve),
@@ -136,7 +138,15 @@ func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
 	if s.opts.forwardedFor {
 		call.AppendForwardedFor()
 	}
-	return s.handler.Serve(call, stream)
+	for {
+		g := s.gen.Load()
+		if g.enter() {
+			defer g.leave()
+			return g.h.Serve(call, stream)
+		}
+		// Retired between the load and enter: a swap happened; take the
+		// new handler.
+	}
 }
 
 // validMethod reports whether m is "/service/method" with two non-empty

@@ -8,8 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
 
 	"github.com/manifold-grpc/manifold/config"
+	"github.com/manifold-grpc/manifold/server"
 )
 
 // validate is `manifold validate --config FILE`: it loads and checks the
@@ -36,6 +42,77 @@ func validate(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// configRunner runs from a config file and reloads it on SIGHUP or
+// POST /reload.
+type configRunner struct {
+	file    string
+	log     *slog.Logger
+	adm     *readiness
+	servers []*server.Server
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	proxy    *config.Proxy
+	retiring sync.WaitGroup // old proxies waiting for their last call
+}
+
+// reload loads the file again; if it is valid, new calls use it at once and
+// calls in flight finish on the old one, whose upstreams close after them.
+func (r *configRunner) reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg, err := config.Load(r.file)
+	if err != nil {
+		r.log.Error("config reload failed; keeping the running config", slog.String("error", err.Error()))
+		return err
+	}
+	p, err := config.BuildRoutes(cfg, r.log)
+	if err != nil {
+		r.log.Error("config reload failed; keeping the running config", slog.String("error", err.Error()))
+		return err
+	}
+	if !reflect.DeepEqual(cfg.Listeners, r.cfg.Listeners) {
+		r.log.Warn("listener changes take effect only after a restart; the running listeners keep serving")
+	}
+	old := r.proxy
+	drained := make([]<-chan struct{}, 0, len(r.servers))
+	for _, srv := range r.servers {
+		drained = append(drained, srv.Swap(p.Handler))
+	}
+	r.proxy, r.cfg = p, cfg
+	r.watch(old, p)
+	r.retiring.Add(1)
+	go func() {
+		defer r.retiring.Done()
+		for _, d := range drained {
+			<-d
+		}
+		_ = old.Close()
+	}()
+	r.log.Info("config reloaded", slog.String("config", r.file))
+	return nil
+}
+
+// watch moves the readiness checks from the old proxy to the new one.
+func (r *configRunner) watch(old, p *config.Proxy) {
+	if old != nil {
+		for _, cl := range old.Clusters {
+			r.adm.SetCheck("cluster "+cl.Name(), nil)
+		}
+		for name := range old.Checks {
+			r.adm.SetCheck(name, nil)
+		}
+	}
+	for _, cl := range p.Clusters {
+		cl.WatchReady()
+		r.adm.SetCheck("cluster "+cl.Name(), cl.Ready)
+	}
+	for name, check := range p.Checks {
+		r.adm.SetCheck(name, check)
+	}
+	r.adm.SetConfig(r.cfg.Source)
+}
+
 // serveConfig runs the proxy a config file describes until ctx ends.
 func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Addr) error {
 	cfg, err := config.Load(f.config)
@@ -46,25 +123,24 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- n
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	adm := newReadiness()
-	adm.SetConfig(cfg.Source)
-	for _, cl := range p.Clusters {
-		cl.WatchReady()
-		adm.SetCheck("cluster "+cl.Name(), cl.Ready)
-	}
-	for name, check := range p.Checks {
-		adm.SetCheck(name, check)
-	}
+	r := &configRunner{file: f.config, log: log, adm: newReadiness(), servers: p.Servers, cfg: cfg, proxy: p}
+	r.watch(nil, p)
+	r.adm.SetReload(r.reload)
+	defer func() {
+		r.retiring.Wait()
+		r.mu.Lock()
+		_ = r.proxy.Close()
+		r.mu.Unlock()
+	}()
 	if cfg.Admin.Address != "" {
-		stop, err := startAdmin(cfg.Admin.Address, adm, log)
+		stop, err := startAdmin(cfg.Admin.Address, r.adm, log)
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
 		}
 		defer stop()
 	}
 	var lis []net.Listener
-	for _, l := range p.Listeners {
+	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
 			for _, o := range lis {
@@ -75,35 +151,46 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- n
 		lis = append(lis, ln)
 	}
 	serveErr := make(chan error, len(lis))
-	for i, srv := range p.Servers {
+	for i, srv := range r.servers {
 		go func() { serveErr <- srv.Serve(lis[i]) }()
 		log.Info("manifold serving", slog.String("listen", lis[i].Addr().String()), slog.String("config", f.config))
 		if ready != nil {
 			ready <- lis[i].Addr()
 		}
 	}
-	adm.listening.Store(true)
+	r.adm.listening.Store(true)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var first error
+loop:
+	for {
+		select {
+		case first = <-serveErr:
+			break loop
+		case <-hup:
+			_ = r.reload()
+		case <-ctx.Done():
+			break loop
+		}
+	}
 	drain := cfg.DrainTimeout
 	if drain == 0 {
 		drain = f.drainTimeout
 	}
-	var first error
-	select {
-	case first = <-serveErr:
-	case <-ctx.Done():
-		log.Info("manifold draining", slog.Duration("drain_timeout", drain))
-	}
-	adm.draining.Store(true)
+	r.adm.draining.Store(true)
+	log.Info("manifold draining", slog.Duration("drain_timeout", drain))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	errs := []error{first}
-	for _, srv := range p.Servers {
+	for _, srv := range r.servers {
 		errs = append(errs, srv.Shutdown(shutdownCtx))
 	}
 	err = errors.Join(errs...)
 	if errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("drain timeout passed; calls still in flight were cancelled")
-		err = errors.Join(first)
+		err = first
 	}
 	log.Info("manifold stopped")
 	return err

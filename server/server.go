@@ -25,10 +25,10 @@ import (
 // Server is a running proxy. Create it with [New], start it with [Server.Serve]
 // and stop it with [Server.Shutdown].
 type Server struct {
-	opts    options
-	gen     atomic.Pointer[generation]
-	grpc    *grpc.Server
-	health  *drainingHealth
+	opts   options
+	gen    atomic.Pointer[generation]
+	grpc   *grpc.Server
+	health *drainingHealth
 
 	closeOnce sync.Once
 	closeErr  error

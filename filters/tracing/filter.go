@@ -1,0 +1,164 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+// Filter adds what only the proxy knows to the telemetry that otelgrpc's
+// stats handlers ([ServerHandler], [ClientHandler]) record: the route, the
+// upstream cluster and the fan-out outcome on the server span, and the
+// manifold.upstream.calls and manifold.server.active_calls metrics. It has
+// header hooks only (request headers and the end of the call), so a chain
+// that holds it still needs no messages.
+//
+// Without [ServerHandler] on the server the call has no server span and the
+// filter records only its metrics.
+//
+// A Filter is safe for concurrent use. A call is recorded once, even when
+// it passes two tracing filters (one in the global chain, one in a route's
+// chain) or the same one twice.
+type Filter struct {
+	requestMetadata []string
+	upstreamCalls   metric.Int64Counter
+	activeCalls     metric.Int64UpDownCounter
+}
+
+// New returns the filter. It uses the options' meter provider and request
+// metadata keys; the tracer provider and propagator belong to the stats
+// handlers.
+func New(opts ...Option) (*Filter, error) {
+	o := newOptions(opts)
+	if err := validateMetadataKeys(o.requestMetadata); err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	meter := o.meterProvider.Meter(ScopeName)
+	f := &Filter{requestMetadata: append([]string(nil), o.requestMetadata...)}
+	var err error
+	f.upstreamCalls, err = meter.Int64Counter(UpstreamCallsMetric,
+		metric.WithDescription("Upstream calls made by the proxy, by route, cluster, fan-out member and status code."),
+		metric.WithUnit("{call}"))
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	f.activeCalls, err = meter.Int64UpDownCounter(ActiveCallsMetric,
+		metric.WithDescription("Calls in flight through the proxy's tracing filter."),
+		metric.WithUnit("{call}"))
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	return f, nil
+}
+
+// Name returns "tracing".
+func (*Filter) Name() string { return "tracing" }
+
+// callState is what the filter keeps for a call between its two hooks.
+type callState struct {
+	owner *Filter
+	// active holds the attributes the call was counted in flight with, to
+	// count it out with the same ones.
+	active attribute.Set
+}
+
+var stateKey = pipeline.NewKey[*callState]("tracing")
+
+// OnRequestHeaders counts the call in flight and records the chosen
+// request metadata on the server span.
+func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) error {
+	if _, seen := stateKey.Get(call); seen {
+		return nil // an outer tracing filter records the call
+	}
+	st := &callState{owner: f}
+	if call.Route != "" {
+		st.active = attribute.NewSet(RouteKey.String(call.Route))
+	}
+	stateKey.Set(call, st)
+	f.activeCalls.Add(ctx, 1, metric.WithAttributeSet(st.active))
+
+	if len(f.requestMetadata) == 0 {
+		return nil
+	}
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return nil
+	}
+	for _, k := range f.requestMetadata {
+		if v := call.Inbound.Get(k); len(v) > 0 {
+			span.SetAttributes(semconv.RPCRequestMetadata(k, v...))
+		}
+	}
+	return nil
+}
+
+// OnResponseEnd counts the call out, counts its upstream calls, and
+// records the route and the upstream outcome on the server span. It leaves
+// the span's status to otelgrpc, which sets it from the status the client
+// gets.
+func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipeline.End) {
+	st, ok := stateKey.Get(call)
+	if !ok || st.owner != f {
+		return
+	}
+	// Once only, even when the same filter is in the chain twice.
+	stateKey.Delete(call)
+	f.activeCalls.Add(ctx, -1, metric.WithAttributeSet(st.active))
+
+	results := pipeline.UpstreamResults(call)
+	var (
+		clusters      []string
+		failed        int
+		failedMembers []string
+	)
+	for _, r := range results {
+		attrs := make([]attribute.KeyValue, 0, 4)
+		if call.Route != "" {
+			attrs = append(attrs, RouteKey.String(call.Route))
+		}
+		attrs = append(attrs, upstreamAttrs(r.Upstream)...)
+		attrs = append(attrs, StatusCodeKey.String(codeName(r.Code)))
+		f.upstreamCalls.Add(ctx, 1, metric.WithAttributes(attrs...))
+
+		if !slices.Contains(clusters, r.Cluster) {
+			clusters = append(clusters, r.Cluster)
+		}
+		if r.Code != codes.OK && r.Code != codes.Canceled {
+			failed++
+			if r.Member != "" {
+				failedMembers = append(failedMembers, r.Member)
+			}
+		}
+	}
+
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 5)
+	if call.Route != "" {
+		attrs = append(attrs, RouteKey.String(call.Route))
+	}
+	if len(clusters) > 0 {
+		attrs = append(attrs, ClusterKey.String(strings.Join(clusters, ",")))
+	}
+	attrs = append(attrs, UpstreamCountKey.Int(len(results)), UpstreamFailedKey.Int(failed))
+	if len(failedMembers) > 0 {
+		attrs = append(attrs, FailedMembersKey.StringSlice(failedMembers))
+	}
+	span.SetAttributes(attrs...)
+}
+
+var (
+	_ pipeline.RequestHeadersHook = (*Filter)(nil)
+	_ pipeline.ResponseEndHook    = (*Filter)(nil)
+)

@@ -3,6 +3,8 @@ package main
 // The built-in filters, registered by name for config files. A user's own
 // binary imports these and its own filter packages the same way.
 import (
+	_ "github.com/manifold-grpc/manifold/filters/auth"
 	_ "github.com/manifold-grpc/manifold/filters/logging"
 	_ "github.com/manifold-grpc/manifold/filters/metadata"
+	_ "github.com/manifold-grpc/manifold/filters/tracing"
 )

@@ -1,0 +1,224 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+// Name is the filter's name in config files, logs and errors.
+const Name = "auth"
+
+// Filter authenticates calls by their JWT bearer token. It only looks at
+// request headers. Build it with [New] or [Config.Build]; it is safe for
+// concurrent use. Close it to stop the background fetches of JWKS URLs.
+type Filter struct {
+	header   string
+	keep     bool
+	forward  []forwardClaim
+	rules    []rule
+	fallback rule // for calls no rule matches
+	jwks     []*jwksKeys
+
+	cancel    context.CancelFunc // ends the JWKS fetches
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// forwardClaim is one entry of [Config.ForwardClaims].
+type forwardClaim struct {
+	claim, header string
+}
+
+// New validates cfg and builds the filter: it reads key files and makes the
+// first fetch of each JWKS URL (a failed fetch is logged, not an error: the
+// provider refuses tokens until a fetch succeeds; see [Filter.Ready]).
+func New(cfg Config, opts ...Option) (*Filter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Filter{
+		header: cfg.Header,
+		keep:   cfg.KeepToken,
+		cancel: cancel,
+		closed: make(chan struct{}),
+	}
+	byName := make(map[string]*provider, len(cfg.Providers))
+	var all []*provider
+	for i, pc := range cfg.Providers {
+		p, err := newProvider(ctx, fmt.Sprintf("providers[%d]", i), pc, o)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		all = append(all, p)
+		byName[p.name] = p
+		if p.jwks != nil {
+			f.jwks = append(f.jwks, p.jwks)
+		}
+	}
+	for i, rc := range cfg.Rules {
+		r, err := compileRule(rc, byName, all)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("auth: rules[%d]: %w", i, err)
+		}
+		f.rules = append(f.rules, r)
+	}
+	f.fallback = rule{action: Require, providers: all}
+	for _, claim := range sortedKeys(cfg.ForwardClaims) {
+		f.forward = append(f.forward, forwardClaim{claim: claim, header: cfg.ForwardClaims[claim]})
+	}
+	return f, nil
+}
+
+// Name returns "auth".
+func (f *Filter) Name() string { return Name }
+
+// OnRequestHeaders authenticates the call. In order, it:
+//
+//  1. removes the client's headers named in forward_claims, and the token
+//     header unless keep_token;
+//  2. picks the first rule that matches the method (by default, require);
+//  3. for a public rule, stops;
+//  4. refuses two token headers, a token that is not "Bearer <token>", and
+//     a token over [MaxTokenSize] bytes, with UNAUTHENTICATED; a missing
+//     token too, unless the rule allows it;
+//  5. verifies the token with the provider of its issuer, among the
+//     rule's: signature, algorithm, exp, nbf, iat, iss, aud; a failure is
+//     UNAUTHENTICATED;
+//  6. checks the rule's required claims: PERMISSION_DENIED;
+//  7. stores the claims under [pipeline.ClaimsKey] and sets the
+//     forward_claims headers.
+func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) error {
+	for _, fc := range f.forward {
+		delete(call.Header, fc.header)
+	}
+	values := call.Header[f.header]
+	if !f.keep {
+		delete(call.Header, f.header)
+	}
+
+	r := f.match(call.Method)
+	if r.action == Public {
+		return nil
+	}
+	switch len(values) {
+	case 0:
+		if r.action == AllowMissing {
+			return nil
+		}
+		return unauthenticated(reasonMissing)
+	case 1:
+	default:
+		return unauthenticated(reasonTwoHeaders)
+	}
+	token, why := bearer(values[0])
+	if why != "" {
+		return unauthenticated(why)
+	}
+
+	p, why := r.providerFor(token)
+	if why != "" {
+		return unauthenticated(why)
+	}
+	claims, why := p.verify(ctx, token)
+	if why != "" {
+		return unauthenticated(why)
+	}
+	if name, missing := r.missingClaim(claims); missing {
+		return status.Errorf(codes.PermissionDenied, "auth: claim %q lacks a required value", name)
+	}
+
+	pipeline.ClaimsKey.Set(call, pipeline.Claims(claims))
+	for _, fc := range f.forward {
+		if v, ok := claimText(claims[fc.claim]); ok && pipeline.ValidPair(fc.header, v) {
+			call.Header[fc.header] = []string{v}
+		}
+	}
+	return nil
+}
+
+// match returns the rule for method.
+func (f *Filter) match(method string) *rule {
+	for i := range f.rules {
+		if f.rules[i].match(method) {
+			return &f.rules[i]
+		}
+	}
+	return &f.fallback
+}
+
+// bearer returns the token of an authorization value "Bearer <token>", or
+// why there is none.
+func bearer(v string) (string, string) {
+	scheme, token, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", reasonNotBearer
+	}
+	token = strings.Trim(token, " ")
+	switch {
+	case token == "":
+		return "", reasonEmpty
+	case len(token) > MaxTokenSize:
+		return "", reasonTooLarge
+	case strings.ContainsAny(token, " \t"):
+		return "", reasonMalformed
+	}
+	return token, ""
+}
+
+func unauthenticated(reason string) error {
+	return status.Error(codes.Unauthenticated, reason)
+}
+
+// Ready reports whether every provider can verify tokens: an error names
+// each provider whose JWKS URL has not given any key yet, with the last
+// fetch error. A provider whose later fetches fail keeps its last good keys
+// and stays ready (the failures are logged). After Close, Ready reports an
+// error.
+func (f *Filter) Ready() error {
+	select {
+	case <-f.closed:
+		return errors.New("auth: filter closed")
+	default:
+	}
+	var errs []error
+	for _, j := range f.jwks {
+		if err := j.ready(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the periodic fetches of JWKS URLs and their goroutines. It is
+// safe to call more than once. A closed filter still verifies tokens with
+// the keys it has, but Ready reports it closed.
+func (f *Filter) Close() error {
+	f.closeOnce.Do(func() {
+		f.cancel()
+		close(f.closed)
+	})
+	return nil
+}
+
+var (
+	_ pipeline.RequestHeadersHook = (*Filter)(nil)
+	_ io.Closer                   = (*Filter)(nil)
+)

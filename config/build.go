@@ -48,14 +48,25 @@ func (p *Proxy) Close() error {
 	return errors.Join(errs...)
 }
 
+// Options are what the program running a config adds to it.
+type Options struct {
+	// Logger is the server's logger; default slog.Default().
+	Logger *slog.Logger
+	// DialOptions are added to every upstream connection (a telemetry stats
+	// handler, say).
+	DialOptions []grpc.DialOption
+	// ServerOptions are added to every listener's server.
+	ServerOptions []server.Option
+}
+
 // Build makes the proxy that cfg describes. Nothing listens yet: serve
 // each of p.Servers on a listener for the matching p.Listeners address.
-func Build(cfg *Config, log *slog.Logger) (*Proxy, error) {
-	p, err := BuildRoutes(cfg, log)
+func Build(cfg *Config, o Options) (*Proxy, error) {
+	p, err := BuildRoutes(cfg, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.newServers(cfg, log); err != nil {
+	if err := p.newServers(cfg, o); err != nil {
 		_ = p.Close()
 		return nil, err
 	}
@@ -65,7 +76,8 @@ func Build(cfg *Config, log *slog.Logger) (*Proxy, error) {
 // BuildRoutes makes everything of cfg but the servers: clusters, fan-out
 // groups, filters and routes, as a config reload needs to swap into running
 // servers ([server.Server.Swap]).
-func BuildRoutes(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
+func BuildRoutes(cfg *Config, o Options) (p *Proxy, err error) {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -79,7 +91,7 @@ func BuildRoutes(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 
 	terminals := map[string]pipeline.Handler{}
 	for _, c := range cfg.Clusters {
-		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize}
+		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize, DialOptions: o.DialOptions}
 		if cc.TLS, err = c.TLS.config(); err != nil {
 			return nil, fmt.Errorf("clusters %s: %w", c.Name, err)
 		}
@@ -95,7 +107,7 @@ func BuildRoutes(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 		var members []fanout.Member
 		var conns []grpc.ClientConnInterface
 		for _, m := range g.Members {
-			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize}
+			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize, DialOptions: o.DialOptions}
 			if cc.TLS, err = m.TLS.config(); err != nil {
 				return nil, fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
 			}
@@ -148,12 +160,13 @@ func BuildRoutes(cfg *Config, log *slog.Logger) (p *Proxy, err error) {
 }
 
 // newServers makes one server per listener, all serving p.Handler.
-func (p *Proxy) newServers(cfg *Config, log *slog.Logger) error {
+func (p *Proxy) newServers(cfg *Config, o Options) error {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	for _, l := range cfg.Listeners {
-		opts := []server.Option{server.WithLogger(log)}
+		opts := append([]server.Option{server.WithLogger(log)}, o.ServerOptions...)
 		if l.MaxMessageSize > 0 {
 			opts = append(opts, server.WithMaxMessageSize(l.MaxMessageSize, l.MaxMessageSize))
 		}

@@ -138,7 +138,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := config.Build(cfg, nil)
+	p, err := config.Build(cfg, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,7 @@ func validate(args []string, stderr io.Writer) int {
 // POST /reload.
 type configRunner struct {
 	file    string
+	opts    config.Options
 	log     *slog.Logger
 	adm     *readiness
 	servers []*server.Server
@@ -66,7 +67,7 @@ func (r *configRunner) reload() error {
 		r.log.Error("config reload failed; keeping the running config", slog.String("error", err.Error()))
 		return err
 	}
-	p, err := config.BuildRoutes(cfg, r.log)
+	p, err := config.BuildRoutes(cfg, r.opts)
 	if err != nil {
 		r.log.Error("config reload failed; keeping the running config", slog.String("error", err.Error()))
 		return err
@@ -114,16 +115,18 @@ func (r *configRunner) watch(old, p *config.Proxy) {
 }
 
 // serveConfig runs the proxy a config file describes until ctx ends.
-func serveConfig(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Addr) error {
+func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, ready chan<- net.Addr) error {
 	cfg, err := config.Load(f.config)
 	if err != nil {
 		return err
 	}
-	p, err := config.Build(cfg, log)
+	opts := config.Options{Logger: log, DialOptions: tel.dialOptions(), ServerOptions: tel.serverOptions()}
+	p, err := config.Build(cfg, opts)
 	if err != nil {
 		return err
 	}
-	r := &configRunner{file: f.config, log: log, adm: newReadiness(), servers: p.Servers, cfg: cfg, proxy: p}
+	r := &configRunner{file: f.config, opts: opts, log: log, adm: newReadiness(), servers: p.Servers, cfg: cfg, proxy: p}
+	r.adm.SetMetrics(tel.metrics)
 	r.watch(nil, p)
 	r.adm.SetReload(r.reload)
 	defer func() {

@@ -127,11 +127,24 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 	}
 	log := slog.New(handler)
 
+	tel, err := setupTelemetry(ctx, log)
+	if err != nil {
+		log.Error("telemetry setup failed", slog.String("error", err.Error()))
+		return 1
+	}
+	defer func() {
+		// Flush what the exporters still hold.
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.close(flushCtx); err != nil {
+			log.Warn("telemetry flush failed", slog.String("error", err.Error()))
+		}
+	}()
 	serveFn := serve
 	if f.config != "" {
 		serveFn = serveConfig
 	}
-	if err := serveFn(ctx, f, log, ready); err != nil {
+	if err := serveFn(ctx, f, log, tel, ready); err != nil {
 		log.Error("manifold stopped", slog.String("error", err.Error()))
 		return 1
 	}
@@ -139,9 +152,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 }
 
 // terminal builds the quick-mode terminal and the clusters it uses.
-func terminal(f *flags) (pipeline.Handler, []io.Closer, error) {
+func terminal(f *flags, dialOpts []grpc.DialOption) (pipeline.Handler, []io.Closer, error) {
 	if f.upstream != "" {
-		up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize})
+		up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize, DialOptions: dialOpts})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -160,7 +173,7 @@ func terminal(f *flags) (pipeline.Handler, []io.Closer, error) {
 			closeAll()
 			return nil, nil, fmt.Errorf("--fanout: %q is not name=target", spec)
 		}
-		cl, err := cluster.New(cluster.Config{Name: name, Target: target, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize})
+		cl, err := cluster.New(cluster.Config{Name: name, Target: target, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize, DialOptions: dialOpts})
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("--fanout: %w", err)
@@ -190,8 +203,8 @@ func terminal(f *flags) (pipeline.Handler, []io.Closer, error) {
 	return t, closers, nil
 }
 
-func serve(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Addr) error {
-	term, closers, err := terminal(f)
+func serve(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, ready chan<- net.Addr) error {
+	term, closers, err := terminal(f, tel.dialOptions())
 	if err != nil {
 		return err
 	}
@@ -205,12 +218,12 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Add
 		closeAll()
 		return err
 	}
-	srv, err := server.New(chain,
+	srv, err := server.New(chain, append(tel.serverOptions(),
 		server.WithLogger(log),
 		server.WithMaxMessageSize(f.maxMessageSize, f.maxMessageSize),
 		server.WithForwardedFor(f.forwardedFor),
 		server.WithCloser(closers...),
-	)
+	)...)
 	if err != nil {
 		closeAll()
 		return err
@@ -221,6 +234,7 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, ready chan<- net.Add
 		return err
 	}
 	adm := newReadiness()
+	adm.SetMetrics(tel.metrics)
 	if f.admin != "" {
 		stop, err := startAdmin(f.admin, adm, log)
 		if err != nil {

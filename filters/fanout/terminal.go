@@ -38,7 +38,15 @@ type Terminal struct {
 	// as is to every streamed message it answers.
 	mdFields [][]byte
 	stats    stats
+	// policyText is the policy as observers see it: "all", "first",
+	// "quorum:2", with "+fail_fast" when set.
+	policyText string
 }
+
+// PolicyKey holds, for a fanned-out call, the group's policy in text form
+// ("all", "first", "quorum:2", with "+fail_fast" when set), for logs and
+// spans.
+var PolicyKey = pipeline.NewKey[string]("fanout.policy")
 
 // New returns a terminal over members, in that order (the default target
 // order).
@@ -67,6 +75,10 @@ func New(members []Member, cfg Config) (*Terminal, error) {
 		t.byName[m.Name] = i
 		t.mdFields = append(t.mdFields, metadata.AppendMetadataField(nil, metadata.Metadata{Hostname: m.Name}, cfg.Layout))
 		conns = append(conns, m.Conn)
+	}
+	t.policyText = cfg.Policy.String()
+	if cfg.FailFast {
+		t.policyText += "+fail_fast"
 	}
 	t.kinds = cfg.Kinds
 	if t.kinds == nil {
@@ -97,6 +109,7 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	if err != nil {
 		return err
 	}
+	PolicyKey.Set(call, t.policyText)
 	c := newFanCall(t, call, down, targets, kind)
 	return c.run()
 }

@@ -44,6 +44,9 @@ const (
 	// failures, the names of the members that failed, in the order their
 	// results were recorded.
 	FailedMembersKey attribute.Key = "manifold.upstream.failed_members"
+	// FanoutPolicyKey is, on the server span of a fan-out call, the group's
+	// policy ("all", "first", "quorum:2", "+fail_fast" when set).
+	FanoutPolicyKey attribute.Key = "manifold.fanout.policy"
 	// StatusCodeKey is the semantic-convention status attribute, as
 	// otelgrpc writes it: the canonical gRPC code name ("OK", "NOT_FOUND").
 	StatusCodeKey attribute.Key = "rpc.response.status_code"

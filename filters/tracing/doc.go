@@ -60,6 +60,7 @@
 //	manifold.upstream.count            server span: upstream calls made
 //	manifold.upstream.failed           server span: upstream calls that failed (not OK, not CANCELLED)
 //	manifold.upstream.failed_members   server span: fan-out members that failed
+//	manifold.fanout.policy             server span: the fan-out policy (all, first, quorum:N, +fail_fast)
 //	rpc.request.metadata.<key>         server span, for the keys of [WithRequestMetadata]
 //
 // # Metrics

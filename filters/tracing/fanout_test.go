@@ -96,6 +96,7 @@ func TestFanoutSpanTree(t *testing.T) {
 		"manifold.upstream.count":          "3",
 		"manifold.upstream.failed":         "1",
 		"manifold.upstream.failed_members": `["n1"]`,
+		"manifold.fanout.policy":           "all",
 		"rpc.response.status_code":         "OK",
 	} {
 		if got := attrString(server, attributeKey(key)); got != want {

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 
+	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/pipeline"
 )
 
@@ -154,6 +155,9 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 	attrs = append(attrs, UpstreamCountKey.Int(len(results)), UpstreamFailedKey.Int(failed))
 	if len(failedMembers) > 0 {
 		attrs = append(attrs, FailedMembersKey.StringSlice(failedMembers))
+	}
+	if p, ok := fanout.PolicyKey.Get(call); ok {
+		attrs = append(attrs, FanoutPolicyKey.String(p))
 	}
 	span.SetAttributes(attrs...)
 }

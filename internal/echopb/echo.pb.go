@@ -255,7 +255,7 @@ const file_echo_proto_rawDesc = "" +
 	"\x03Say\x12%.manifold.examples.echo.v1.SayRequest\x1a&.manifold.examples.echo.v1.SayResponse\x12^\n" +
 	"\aCollect\x12%.manifold.examples.echo.v1.SayRequest\x1a*.manifold.examples.echo.v1.CollectResponse(\x01\x12\\\n" +
 	"\x06Repeat\x12(.manifold.examples.echo.v1.RepeatRequest\x1a&.manifold.examples.echo.v1.SayResponse0\x01\x12Y\n" +
-	"\x04Chat\x12%.manifold.examples.echo.v1.SayRequest\x1a&.manifold.examples.echo.v1.SayResponse(\x010\x01B<Z:github.com/manifold-grpc/manifold/examples/internal/echopbb\x06proto3"
+	"\x04Chat\x12%.manifold.examples.echo.v1.SayRequest\x1a&.manifold.examples.echo.v1.SayResponse(\x010\x01B3Z1github.com/manifold-grpc/manifold/internal/echopbb\x06proto3"
 
 var (
 	file_echo_proto_rawDescOnce sync.Once

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/manifold-grpc/manifold/internal/echopb"
 	"github.com/manifold-grpc/manifold/internal/clusterpb"
+	"github.com/manifold-grpc/manifold/internal/echopb"
 	"github.com/manifold-grpc/manifold/internal/proxytest"
 )
 

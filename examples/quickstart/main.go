@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/manifold-grpc/manifold/cluster"
-	"github.com/manifold-grpc/manifold/internal/echopb"
 	"github.com/manifold-grpc/manifold/filters/route"
+	"github.com/manifold-grpc/manifold/internal/echopb"
 	"github.com/manifold-grpc/manifold/pipeline"
 	"github.com/manifold-grpc/manifold/server"
 	"github.com/manifold-grpc/manifold/transport/rawcodec"

@@ -1,4 +1,4 @@
-package main
+package manifold
 
 import (
 	"bufio"
@@ -141,7 +141,7 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "manifold")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/manifold")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

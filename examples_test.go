@@ -1,4 +1,4 @@
-package main
+package manifold
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	_ "github.com/manifold-grpc/manifold/examples/config/stamp"
 	"github.com/manifold-grpc/manifold/internal/clusterpb"
 	"github.com/manifold-grpc/manifold/internal/echopb"
 	"github.com/manifold-grpc/manifold/internal/proxytest"
@@ -42,7 +43,7 @@ func TestExampleConfigOneToOne(t *testing.T) {
 	t.Setenv("AUTH_SECRET_FILE", secretFile)
 	t.Setenv("MANIFOLD_LISTEN", "127.0.0.1:0")
 	t.Setenv("MANIFOLD_ADMIN", "127.0.0.1:0")
-	addr, logs := startRun(t, "--config", "../../examples/config/one-to-one.yaml")
+	addr, logs := startRun(t, "--config", "examples/config/one-to-one.yaml")
 	client := echopb.NewEchoClient(proxytest.Dial(t, addr))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -84,7 +85,7 @@ func TestExampleConfigFanout(t *testing.T) {
 	}
 	t.Setenv("MANIFOLD_LISTEN", "127.0.0.1:0")
 	t.Setenv("MANIFOLD_ADMIN", "127.0.0.1:0")
-	addr, _ := startRun(t, "--config", "../../examples/config/fanout.yaml")
+	addr, _ := startRun(t, "--config", "examples/config/fanout.yaml")
 	client := clusterpb.NewMachineClient(proxytest.Dial(t, addr))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -126,4 +127,21 @@ func startEcho(t *testing.T) string {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String()
+}
+
+// TestExampleConfigCustomFilter runs examples/config/custom.yaml, which names
+// a filter that a user's binary registers (examples/config/stamp).
+func TestExampleConfigCustomFilter(t *testing.T) {
+	t.Setenv("BACKEND", startEcho(t))
+	t.Setenv("MANIFOLD_LISTEN", "127.0.0.1:0")
+	t.Setenv("HOSTNAME", "proxy-7")
+	addr, _ := startRun(t, "--config", "examples/config/custom.yaml")
+	client := echopb.NewEchoClient(proxytest.Dial(t, addr))
+	var header metadata.MD
+	if _, err := client.Say(context.Background(), &echopb.SayRequest{Text: "x"}, grpc.Header(&header)); err != nil {
+		t.Fatal(err)
+	}
+	if got := header.Get("x-proxied-by"); len(got) != 1 || got[0] != "proxy-7" {
+		t.Errorf("x-proxied-by = %q", got)
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package manifold
 
 // The built-in filters, registered by name for config files. A user's own
 // binary imports these and its own filter packages the same way.

@@ -34,10 +34,20 @@ func validate(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: manifold validate --config FILE")
 		return 2
 	}
-	if _, err := config.Load(*file); err != nil {
+	cfg, err := config.Load(*file)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// Build everything but the listeners too, so that what only building
+	// finds (an unreadable key file, say) fails here, not at start. Nothing
+	// connects: upstream connections are made lazily and closed at once.
+	p, err := config.BuildRoutes(cfg, config.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *file, err)
+		return 1
+	}
+	_ = p.Close()
 	fmt.Fprintf(stderr, "%s: ok\n", *file)
 	return 0
 }
@@ -50,6 +60,10 @@ type configRunner struct {
 	log     *slog.Logger
 	adm     *readiness
 	servers []*server.Server
+
+	// running is the config the process started with: listeners, the
+	// admin address and the drain timeout change only with a restart.
+	running *config.Config
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -72,8 +86,8 @@ func (r *configRunner) reload() error {
 		r.log.Error("config reload failed; keeping the running config", slog.String("error", err.Error()))
 		return err
 	}
-	if !reflect.DeepEqual(cfg.Listeners, r.cfg.Listeners) {
-		r.log.Warn("listener changes take effect only after a restart; the running listeners keep serving")
+	if !reflect.DeepEqual(cfg.Listeners, r.running.Listeners) || cfg.Admin != r.running.Admin || cfg.DrainTimeout != r.running.DrainTimeout {
+		r.log.Warn("changes to listeners, admin and drain_timeout take effect only after a restart; the running ones stay")
 	}
 	old := r.proxy
 	drained := make([]<-chan struct{}, 0, len(r.servers))
@@ -125,7 +139,7 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 	if err != nil {
 		return err
 	}
-	r := &configRunner{file: f.config, opts: opts, log: log, adm: newReadiness(), servers: p.Servers, cfg: cfg, proxy: p}
+	r := &configRunner{file: f.config, opts: opts, log: log, adm: newReadiness(), servers: p.Servers, running: cfg, cfg: cfg, proxy: p}
 	r.adm.SetMetrics(tel.metrics)
 	r.watch(nil, p)
 	r.adm.SetReload(r.reload)

@@ -30,6 +30,8 @@ func writeFile(t *testing.T, name, content string) string {
 func TestValidateCommand(t *testing.T) {
 	good := writeFile(t, "good.yaml", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\nroutes: [{name: r, route: c}]\n")
 	bad := writeFile(t, "bad.yaml", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\nroutes:\n  - name: r\n    route: d\n    filters: [{logging: {headers: [authorization]}}]\n")
+	// Valid as a file, but its key file only fails when the filter is built.
+	unreadableKey := writeFile(t, "key.yaml", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\nfilters:\n  - auth:\n      providers: [{name: p, issuer: i, algorithms: [HS256], hmac_secret_file: /nonexistent/secret}]\nroutes: [{name: r, route: c}]\n")
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -39,6 +41,7 @@ func TestValidateCommand(t *testing.T) {
 		{[]string{"validate", "--config", bad}, 1, []string{"bad.yaml:5:12: routes[0].route: no cluster named \"d\"", "bad.yaml:6:", "routes[0].filters[0].logging.headers[0]"}},
 		{[]string{"validate", "--config", "/nonexistent.yaml"}, 1, []string{"no such file"}},
 		{[]string{"validate"}, 2, []string{"usage"}},
+		{[]string{"validate", "--config", unreadableKey}, 1, []string{"hmac"}},
 	} {
 		var out syncBuffer
 		code := run(context.Background(), tc.args, &out, nil)

@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,6 +71,19 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if f.config != "" {
+		var quickOnly []string
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "config", "log-level", "log-format", "drain-timeout":
+			default:
+				quickOnly = append(quickOnly, "--"+fl.Name)
+			}
+		})
+		if len(quickOnly) > 0 {
+			return nil, fmt.Errorf("%s: quick-mode flags; with --config, set these in the file", strings.Join(quickOnly, ", "))
+		}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -244,12 +260,23 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, read
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 
-	select {
-	case err := <-serveErr:
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
-		defer cancel()
-		return errors.Join(err, srv.Shutdown(shutdownCtx))
-	case <-ctx.Done():
+	// Quick mode has no file to reload; SIGHUP (which would otherwise end
+	// the process without a drain) is logged and ignored.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-serveErr:
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
+			defer cancel()
+			return errors.Join(err, srv.Shutdown(shutdownCtx))
+		case <-hup:
+			log.Info("SIGHUP ignored: quick mode has no config file to reload")
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	adm.draining.Store(true)
 	log.Info("manifold draining", slog.Duration("drain_timeout", f.drainTimeout))

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,7 +35,10 @@ func startRun(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
 	logs = &syncBuffer{}
-	go func() { done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), logs, ready) }()
+	if !slices.Contains(args, "--config") {
+		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	}
+	go func() { done <- run(ctx, args, logs, ready) }()
 	select {
 	case a := <-ready:
 		addr = a.String()
@@ -85,6 +89,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--upstream", "x:1", "--log-format", "xml"}, 2, "not text or json"},
 		{[]string{"--nope"}, 2, "flag provided but not defined"},
 		{[]string{"--upstream", "x:1", "--listen", "256.0.0.1:1"}, 1, "manifold stopped"},
+		{[]string{"--config", "m.yaml", "--listen", "127.0.0.1:1", "--admin", "x"}, 2, "--admin, --listen: quick-mode flags"},
 	} {
 		var out syncBuffer
 		if code := run(context.Background(), tc.args, &out, nil); code != tc.code || !strings.Contains(out.String(), tc.want) {

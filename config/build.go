@@ -76,28 +76,32 @@ func Build(cfg *Config, o Options) (*Proxy, error) {
 // BuildRoutes makes everything of cfg but the servers: clusters, fan-out
 // groups, filters and routes, as a config reload needs to swap into running
 // servers ([server.Server.Swap]).
-func BuildRoutes(cfg *Config, o Options) (p *Proxy, err error) {
+func BuildRoutes(cfg *Config, o Options) (*Proxy, error) {
+	p := &Proxy{Listeners: cfg.Listeners}
+	if err := p.build(cfg, o); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// build fills p; on error the caller closes what was made.
+func (p *Proxy) build(cfg *Config, o Options) (err error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	p = &Proxy{Listeners: cfg.Listeners}
-	defer func() {
-		if err != nil {
-			_ = p.Close()
-		}
-	}()
 	env := pipeline.BuildEnv{Logger: log}
 
 	terminals := map[string]pipeline.Handler{}
 	for _, c := range cfg.Clusters {
 		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize, DialOptions: o.DialOptions}
 		if cc.TLS, err = c.TLS.config(); err != nil {
-			return nil, fmt.Errorf("clusters %s: %w", c.Name, err)
+			return fmt.Errorf("clusters %s: %w", c.Name, err)
 		}
 		cl, err := cluster.New(cc)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.closers = append(p.closers, cl)
 		p.Clusters = append(p.Clusters, cl)
@@ -109,11 +113,11 @@ func BuildRoutes(cfg *Config, o Options) (p *Proxy, err error) {
 		for _, m := range g.Members {
 			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize, DialOptions: o.DialOptions}
 			if cc.TLS, err = m.TLS.config(); err != nil {
-				return nil, fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
+				return fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
 			}
 			cl, err := cluster.New(cc)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			p.closers = append(p.closers, cl)
 			p.Clusters = append(p.Clusters, cl)
@@ -122,7 +126,7 @@ func BuildRoutes(cfg *Config, o Options) (p *Proxy, err error) {
 		}
 		t, err := fanout.New(members, g.fanoutConfig(conns))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		terminals["fanout:"+g.Name] = t
 	}
@@ -135,28 +139,28 @@ func BuildRoutes(cfg *Config, o Options) (p *Proxy, err error) {
 		}
 		filters, err := p.filters(r.Filters, env)
 		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+			return fmt.Errorf("route %s: %w", r.Name, err)
 		}
 		chain, err := pipeline.Build(filters, terminals[key], pipeline.WithLogger(log))
 		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+			return fmt.Errorf("route %s: %w", r.Name, err)
 		}
 		routes = append(routes, router.Route{Name: r.Name, Match: r.Match, Handler: chain})
 	}
 	rt, err := router.New(routes...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	global, err := p.filters(cfg.Filters, env)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	chain, err := pipeline.Build(global, rt, pipeline.WithLogger(log))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.Handler = chain
-	return p, nil
+	return nil
 }
 
 // newServers makes one server per listener, all serving p.Handler.

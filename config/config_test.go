@@ -83,12 +83,18 @@ func TestBrokenFiles(t *testing.T) {
 		{"bad match", head + "routes:\n  - name: r\n    route: c\n    match: {method: NoSlash}\n",
 			[]string{"m.yaml:6:21: routes[0].match.method:"}},
 		{"unset env", head + "routes: [{name: r, route: c, match: {authority: \"${HOST}\"}}]\n",
-			[]string{"m.yaml:3:49: environment variable HOST is not set"}},
+			[]string{"m.yaml:3:49: routes[0].match.authority: environment variable HOST is not set"}},
 		{"no listeners no routes", "clusters: []\n",
 			[]string{"listeners: at least one listener is required", "routes: at least one route is required"}},
 		{"duplicate names", "listeners: [{address: 127.0.0.1:0}]\nclusters:\n  - {name: c, target: a:1}\n  - {name: c, target: a:2}\nroutes: [{name: r, route: c}, {name: r, route: c}]\n",
 			[]string{`m.yaml:4:12: clusters[1].name: "c" is used twice`, `routes[1].name: "r" is used twice`}},
 		{"bad yaml", "listeners: [\n", []string{"m.yaml:"}},
+		{"bad lb policy", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1, load_balancing: fastest}]\nroutes: [{name: r, route: c}]\n",
+			[]string{`m.yaml:2:51: clusters[0].load_balancing: unknown policy "fastest"`}},
+		{"member name with a space", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    members: [{name: a b, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n",
+			[]string{`m.yaml:4:22: fanout[0].members[0].name: "a b" must not contain commas or spaces`}},
+		{"bad layout", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    layout: {hostname_field: 2, error_field: 2}\n    members: [{name: a, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n",
+			[]string{"fanout[0].layout."}},
 		{"wrong shape", "listeners: {address: x}\n", []string{"m.yaml:1:12: listeners: want a list"}},
 		{"missing tls files", "listeners: [{address: 127.0.0.1:0, tls: {cert_file: /nonexistent.pem}}]\nclusters: [{name: c, target: a:1}]\nroutes: [{name: r, route: c}]\n",
 			[]string{"listeners[0].tls.cert_file:", "listeners[0].tls.key_file: required"}},
@@ -105,6 +111,20 @@ func TestBrokenFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnvNumbers: a plain ${VAR} is read as what it expands to, so it can
+// fill number and boolean fields; a quoted one stays a string.
+func TestEnvNumbers(t *testing.T) {
+	file := "listeners:\n  - address: 127.0.0.1:0\n    max_message_size: ${MAX:-1048576}\n    forwarded_for: ${XFF}\nclusters: [{name: c, target: \"${T}\"}]\nroutes: [{name: r, route: c}]\n"
+	cfg, err := config.Parse("m.yaml", []byte(file), env(map[string]string{"XFF": "false", "T": "127.0.0.1:1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.Listeners[0]
+	if l.MaxMessageSize != 1048576 || l.ForwardedFor == nil || *l.ForwardedFor {
+		t.Errorf("listener = %+v", l)
 	}
 }
 

@@ -36,7 +36,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		d.errorf(nil, "", "the file is empty")
 		return nil, errors.Join(d.errs...)
 	}
-	d.expandEnv(root.Content[0], lookupEnv)
+	d.expandEnv(root.Content[0], "", lookupEnv)
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
 	// Validate even after decoding errors, so that one run reports every
 	// problem; fields that failed to decode are zero and may add an error
@@ -63,9 +63,11 @@ func yamlErrLine(err error) int {
 
 var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value.
-func (d *decoder) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
-	if n.Kind == yaml.ScalarNode {
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value;
+// path is the node's field path, for errors.
+func (d *decoder) expandEnv(n *yaml.Node, path string, lookup func(string) (string, bool)) {
+	switch n.Kind {
+	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${") {
 			return
 		}
@@ -77,19 +79,23 @@ func (d *decoder) expandEnv(n *yaml.Node, lookup func(string) (string, bool)) {
 			if m[2] != "" {
 				return m[3]
 			}
-			d.errorf(n, "", "environment variable %s is not set and has no default (write ${%s:-default})", m[1], m[1])
+			d.errorf(n, path, "environment variable %s is not set and has no default (write ${%s:-default})", m[1], m[1])
 			return ""
 		})
-		if n.Tag == "!!str" || n.Style != 0 {
-			return
+		if n.Style == 0 {
+			// A plain scalar is read as what its expanded text looks like
+			// (a number, a boolean), as if written in the file; quoted ones
+			// stay strings.
+			n.Tag = ""
 		}
-		// Let the expanded text be read as what it looks like (a number, a
-		// boolean), as if it had been written in the file.
-		n.Tag = ""
-		return
-	}
-	for _, c := range n.Content {
-		d.expandEnv(c, lookup)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			d.expandEnv(n.Content[i+1], join(path, n.Content[i].Value), lookup)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			d.expandEnv(c, fmt.Sprintf("%s[%d]", path, i), lookup)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/methodkind"
@@ -47,7 +48,7 @@ func (d *decoder) validate(c *Config) {
 		clusters[cl.Name] = true
 		cc := cluster.Config{Name: cl.Name, Target: cl.Target, Addresses: cl.Addresses, LoadBalancing: cl.LoadBalancing, ConnectTimeout: cl.ConnectTimeout, MaxMessageSize: cl.MaxMessageSize}
 		if err := cc.Validate(); err != nil {
-			at(p, "%v", err)
+			d.locate(p, trimPrefix(err.Error(), fmt.Sprintf("cluster %q: ", cl.Name)))
 		}
 		d.clientTLS(p+".tls", cl.TLS)
 	}
@@ -80,7 +81,10 @@ func (d *decoder) validate(c *Config) {
 			d.clientTLS(mp+".tls", m.TLS)
 		}
 		if err := g.Kinds.Validate(); err != nil {
-			d.locate(p+".kinds", err.Error())
+			for _, line := range strings.Split(err.Error(), "\n") {
+				// "methodkind: patterns[0]: …" → fanout[i].kinds[0]: …
+				d.locate(p, strings.Replace(trimPrefix(line, "methodkind: "), "patterns[", "kinds[", 1))
+			}
 		}
 		if g.Protoset != "" {
 			if _, err := methodkind.LoadProtoset(g.Protoset); err != nil {
@@ -88,7 +92,17 @@ func (d *decoder) validate(c *Config) {
 			}
 		}
 		if err := g.fanoutConfig(nil).Validate(); err != nil {
-			d.locate(p, trimPrefix(err.Error(), "fanout: "))
+			for _, line := range strings.Split(err.Error(), "\n") {
+				line = trimPrefix(line, "fanout: ")
+				line = strings.Replace(line, "layout: metadata: ", "layout.", 1)
+				line = strings.Replace(line, "policy: policy: ", "policy: ", 1)
+				d.locate(p, line)
+			}
+		}
+		for j, m := range g.Members {
+			if strings.ContainsAny(m.Name, ", \t") {
+				at(fmt.Sprintf("%s.members[%d].name", p, j), "%q must not contain commas or spaces", m.Name)
+			}
 		}
 	}
 

@@ -272,10 +272,11 @@ func (c *fanCall) mergeStream() error {
 				succeeded++
 			} else {
 				switch {
+				case policy.Mode == First && winner != nil && u != winner:
+					// A hedge that lost, cancelled by the policy: not a
+					// failure, whatever fail_fast says.
 				case c.t.cfg.FailFast:
 					return c.failFast(u)
-				case policy.Mode == First && winner != nil && u != winner:
-					// A hedge that lost; its failure is nobody's business.
 				case policy.Mode == First && winner == nil:
 					held = append(held, u)
 				default:

@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -353,4 +354,30 @@ func serveMachineReflecting(t *testing.T, m clusterpb.MachineServer) string {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String()
+}
+
+// TestFirstWithFailFast: under first, the members the policy cancels are
+// not failures, so fail_fast does not turn their cancellation into the
+// call's status.
+func TestFirstWithFailFast(t *testing.T) {
+	g := startGroup(t, 3, func(i int, m *machine) {
+		m.logs = func(req *clusterpb.LogsRequest, s grpc.ServerStreamingServer[clusterpb.LogLine]) error {
+			if i != 0 {
+				<-s.Context().Done()
+				return s.Context().Err()
+			}
+			return s.Send(&clusterpb.LogLine{Text: m.name})
+		}
+	}, fanout.Config{Policy: fanout.Policy{Mode: fanout.First}, FailFast: true})
+	s, err := g.client.Logs(callCtx(t), &clusterpb.LogsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := s.Recv()
+	if err != nil || line.GetText() != "n0" {
+		t.Fatalf("first message: %v %v", line, err)
+	}
+	if _, err := s.Recv(); err != io.EOF {
+		t.Fatalf("end: %v, want OK", err)
+	}
 }

@@ -31,9 +31,9 @@ type Config struct {
 	// shutdown before they are cancelled. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
-	// Source is the file's text as written, before environment expansion:
-	// what the admin /config endpoint shows, with no secret from the
-	// environment in it.
+	// Source is the file's text for display (the admin /config endpoint):
+	// as written, before environment expansion, with values of
+	// secret-looking fields replaced by <redacted>.
 	Source []byte `yaml:"-"`
 }
 

@@ -185,3 +185,33 @@ routes:
 		t.Errorf("unrouted call: %v", err)
 	}
 }
+
+// TestSourceRedacted: /config shows the file without secrets: environment
+// values are never expanded in it, and literal values of secret-looking
+// fields and header operations are replaced.
+func TestSourceRedacted(t *testing.T) {
+	file := `listeners: [{address: 127.0.0.1:0}]
+clusters: [{name: c, target: "${TARGET:-127.0.0.1:1}"}]
+filters:
+  - headers:
+      request:
+        - set: {key: authorization, value: "Bearer s3cr3t-literal"}
+        - set: {key: x-tier, value: gold}
+routes: [{name: r, route: c}]
+`
+	cfg, err := config.Parse("m.yaml", []byte(file), env(map[string]string{"TARGET": "10.9.8.7:1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(cfg.Source)
+	for _, bad := range []string{"s3cr3t-literal", "10.9.8.7"} {
+		if strings.Contains(src, bad) {
+			t.Errorf("Source shows %q:\n%s", bad, src)
+		}
+	}
+	for _, good := range []string{"${TARGET:-127.0.0.1:1}", "gold", "<redacted>"} {
+		if !strings.Contains(src, good) {
+			t.Errorf("Source lacks %q:\n%s", good, src)
+		}
+	}
+}

@@ -45,7 +45,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)
 	}
-	cfg.Source = append([]byte(nil), data...)
+	cfg.Source = redacted(data)
 	return cfg, nil
 }
 

@@ -111,14 +111,14 @@ func (r *configRunner) reload() error {
 // watch moves the readiness checks from the old proxy to the new one.
 func (r *configRunner) watch(old, p *config.Proxy) {
 	if old != nil {
-		for _, cl := range old.Clusters {
+		for _, cl := range old.Required {
 			r.adm.SetCheck("cluster "+cl.Name(), nil)
 		}
 		for name := range old.Checks {
 			r.adm.SetCheck(name, nil)
 		}
 	}
-	for _, cl := range p.Clusters {
+	for _, cl := range p.Required {
 		cl.WatchReady()
 		r.adm.SetCheck("cluster "+cl.Name(), cl.Ready)
 	}

@@ -29,6 +29,9 @@ type Proxy struct {
 	Servers   []*server.Server
 	// Clusters are every upstream connection, fan-out members included.
 	Clusters []*cluster.Cluster
+	// Required are the clusters readiness waits for: every cluster not
+	// marked optional, and the fan-out members marked required.
+	Required []*cluster.Cluster
 	// Checks are the readiness checks of filters that have one (an auth
 	// filter's JWKS, say), by filter name.
 	Checks  map[string]func() error
@@ -105,6 +108,9 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 		}
 		p.closers = append(p.closers, cl)
 		p.Clusters = append(p.Clusters, cl)
+		if !c.Optional {
+			p.Required = append(p.Required, cl)
+		}
 		terminals["route:"+c.Name] = route.New(cl)
 	}
 	for _, g := range cfg.Fanout {
@@ -121,6 +127,9 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 			}
 			p.closers = append(p.closers, cl)
 			p.Clusters = append(p.Clusters, cl)
+			if m.Required {
+				p.Required = append(p.Required, cl)
+			}
 			members = append(members, fanout.Member{Name: m.Name, Conn: cl.Conn()})
 			conns = append(conns, cl.Conn())
 		}

@@ -84,6 +84,9 @@ type Cluster struct {
 	MaxMessageSize int `yaml:"max_message_size"`
 	// TLS, when set, connects with TLS.
 	TLS *ClientTLS `yaml:"tls"`
+	// Optional leaves the cluster out of readiness: /readyz does not wait
+	// for it to connect. Default false.
+	Optional bool `yaml:"optional"`
 }
 
 // ClientTLS configures TLS to an upstream.
@@ -138,6 +141,11 @@ type Member struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	MaxMessageSize int           `yaml:"max_message_size"`
 	TLS            *ClientTLS    `yaml:"tls"`
+	// Required makes /readyz wait for this member to connect. By default
+	// members are optional: a fan-out answers with an error item for a
+	// member that is down, so one down machine must not take the proxy out
+	// of its load balancer.
+	Required bool `yaml:"required"`
 }
 
 // Route sends matching calls through its filters to its terminal.

@@ -73,9 +73,17 @@ type configRunner struct {
 
 // reload loads the file again; if it is valid, new calls use it at once and
 // calls in flight finish on the old one, whose upstreams close after them.
-func (r *configRunner) reload() error {
+func (r *configRunner) reload() (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A bug in building must never take the running proxy down: the old
+	// config keeps serving.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("config reload failed: %v", p)
+			r.log.Error("config reload panicked; keeping the running config", slog.Any("panic", p))
+		}
+	}()
 	cfg, err := config.Load(r.file)
 	if err != nil {
 		r.log.Error("config reload failed; keeping the running config", slog.String("error", err.Error()))
@@ -108,10 +116,15 @@ func (r *configRunner) reload() error {
 	return nil
 }
 
-// watch moves the readiness checks from the old proxy to the new one.
+// watch moves the readiness checks from the old proxy to the new one. A
+// cluster that had connected under the old config counts as ready under
+// the new one too (its fresh connection is still coming up), so a reload
+// never takes a ready proxy out of its load balancer.
 func (r *configRunner) watch(old, p *config.Proxy) {
+	wasReady := map[string]bool{}
 	if old != nil {
 		for _, cl := range old.Required {
+			wasReady[cl.Name()] = cl.Ready() == nil
 			r.adm.SetCheck("cluster "+cl.Name(), nil)
 		}
 		for name := range old.Checks {
@@ -120,7 +133,11 @@ func (r *configRunner) watch(old, p *config.Proxy) {
 	}
 	for _, cl := range p.Required {
 		cl.WatchReady()
-		r.adm.SetCheck("cluster "+cl.Name(), cl.Ready)
+		check := cl.Ready
+		if wasReady[cl.Name()] {
+			check = func() error { return nil }
+		}
+		r.adm.SetCheck("cluster "+cl.Name(), check)
 	}
 	for name, check := range p.Checks {
 		r.adm.SetCheck(name, check)

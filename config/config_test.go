@@ -215,3 +215,37 @@ routes: [{name: r, route: c}]
 		}
 	}
 }
+
+// TestMoreBrokenFiles covers the decoding corners: empty filter entries,
+// duplicate map keys, extra documents, environment reference syntax,
+// impossible quorums.
+func TestMoreBrokenFiles(t *testing.T) {
+	const head = "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\n"
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"empty filter", head + "filters:\n  - ~\nroutes: [{name: r, route: c}]\n", "m.yaml:4:5: filters[0]: want one filter name"},
+		{"bare dash filter", head + "filters:\n  -\nroutes: [{name: r, route: c}]\n", "filters[0]: want one filter name"},
+		{"duplicate map key", head + "routes: [{name: r, route: c, match: {metadata: {a: x, a: y}}}]\n", "routes[0].match.metadata.a: set twice"},
+		{"second document", head + "routes: [{name: r, route: c}]\n---\nbogus: 1\n", "more than one YAML document"},
+		{"nested default", head + "routes: [{name: r, route: c, match: {authority: \"${A:-${B}}\"}}]\n", "malformed environment reference"},
+		{"malformed reference", head + "routes: [{name: r, route: c, match: {authority: \"${A-b}\"}}]\n", "malformed environment reference"},
+		{"impossible quorum", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    policy: quorum:3\n    members: [{name: a, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n", "fanout[0].policy: quorum of 3 can never be reached with 1 members"},
+		{"syntax error", "listeners: [\n  {address: x\n", "m.yaml:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("m.yaml", []byte(tc.file), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := config.Parse("m.yaml", []byte(head+"routes: [{name: r, route: c, match: {authority: \"$${NOT_A_VAR}\"}}]\n"), env(nil))
+	if err != nil || cfg.Routes[0].Match.Authority != "${NOT_A_VAR}" {
+		t.Errorf("escaped $${: %v %v", err, cfg)
+	}
+	cfg, err = config.Parse("m.yaml", []byte(head+"routes: [{name: r, route: c, match: {authority: \"${V}\"}}]\n"), env(map[string]string{"V": "a${b}"}))
+	if err != nil || cfg.Routes[0].Match.Authority != "a${b}" {
+		t.Errorf("a value containing ${: %v", err)
+	}
+}

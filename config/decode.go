@@ -61,12 +61,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		n = n.Alias
 	}
 	d.nodes[path] = n
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return // leave the zero value
-	}
 	if v.Type() == filterType {
 		d.filter(n, v.Addr().Interface().(*Filter), path)
 		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // leave the zero value
 	}
 	if v.Kind() != reflect.Pointer && v.CanAddr() {
 		pt := v.Addr().Type()
@@ -119,7 +119,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			if key := n.Content[i].Value; seen[key] {
+				d.errorf(n.Content[i], join(path, key), "set twice")
+				continue
+			}
+			seen[n.Content[i].Value] = true
 			k := reflect.New(v.Type().Key()).Elem()
 			d.leaf(n.Content[i], k, path)
 			e := reflect.New(v.Type().Elem()).Elem()
@@ -146,15 +152,16 @@ func (d *decoder) leaf(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-// trimYAMLLine drops yaml.v3's own "line N: " prefix; the error is located
-// already.
+// trimYAMLLine drops yaml.v3's own "yaml: " and "line N: " prefixes; the
+// error is located already.
 func trimYAMLLine(msg string) string {
+	msg = strings.TrimPrefix(msg, "yaml: ")
 	if strings.HasPrefix(msg, "line ") {
 		if i := strings.Index(msg, ": "); i > 0 {
 			return msg[i+2:]
 		}
 	}
-	return strings.TrimPrefix(msg, "yaml: ")
+	return msg
 }
 
 // yamlFields maps the yaml names of t's fields to their indexes, following

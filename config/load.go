@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -27,8 +29,13 @@ func Load(path string) (*Config, error) {
 // errors, lookupEnv resolves ${VAR} references.
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && err != io.EOF {
 		return nil, &Error{File: name, Msg: trimYAMLLine(err.Error()), Line: yamlErrLine(err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		return nil, &Error{File: name, Line: extra.Line, Msg: "more than one YAML document; a config file holds one"}
 	}
 	d := &decoder{file: name, nodes: map[string]*yaml.Node{}}
 	cfg := &Config{}
@@ -71,8 +78,15 @@ func (d *decoder) expandEnv(n *yaml.Node, path string, lookup func(string) (stri
 		if !strings.Contains(n.Value, "${") {
 			return
 		}
-		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(ref string) string {
+		// $${ is a literal ${.
+		const escaped = "\x00manifold-dollar\x00"
+		value := strings.ReplaceAll(n.Value, "$${", escaped)
+		value = envRE.ReplaceAllStringFunc(value, func(ref string) string {
 			m := envRE.FindStringSubmatch(ref)
+			if strings.Contains(m[3], "${") {
+				d.errorf(n, path, "malformed environment reference in %q: defaults cannot hold another ${…}", n.Value)
+				return ""
+			}
 			if v, ok := lookup(m[1]); ok {
 				return v
 			}
@@ -82,6 +96,10 @@ func (d *decoder) expandEnv(n *yaml.Node, path string, lookup func(string) (stri
 			d.errorf(n, path, "environment variable %s is not set and has no default (write ${%s:-default})", m[1], m[1])
 			return ""
 		})
+		if rest := envRE.ReplaceAllString(strings.ReplaceAll(n.Value, "$${", ""), ""); strings.Contains(rest, "${") {
+			d.errorf(n, path, "malformed environment reference in %q: write ${NAME} or ${NAME:-default} (defaults cannot nest), or $${ for a literal ${", n.Value)
+		}
+		n.Value = strings.ReplaceAll(value, escaped, "${")
 		if n.Style == 0 {
 			// A plain scalar is read as what its expanded text looks like
 			// (a number, a boolean), as if written in the file; quoted ones

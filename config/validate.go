@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/methodkind"
 )
 
@@ -99,6 +100,9 @@ func (d *decoder) validate(c *Config) {
 				d.locate(p, line)
 			}
 		}
+		if g.Policy.Mode == fanout.Quorum && g.Policy.Quorum > len(g.Members) {
+			at(p+".policy", "quorum of %d can never be reached with %d members", g.Policy.Quorum, len(g.Members))
+		}
 		for j, m := range g.Members {
 			if strings.ContainsAny(m.Name, ", \t") {
 				at(fmt.Sprintf("%s.members[%d].name", p, j), "%q must not contain commas or spaces", m.Name)
@@ -140,6 +144,10 @@ func (d *decoder) validate(c *Config) {
 func (d *decoder) chain(path string, fs []Filter) {
 	for i, f := range fs {
 		if f.Config == nil {
+			if f.Name == "" {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				d.errorf(d.nearest(p), p, "empty filter entry; want a filter name with its config, like `- logging: {}`")
+			}
 			continue
 		}
 		if err := f.Config.Validate(); err != nil {

@@ -214,8 +214,12 @@ func (c *fanCall) end(u *upstream, ev event) bool {
 }
 
 // failFast returns the status that ends the call when fail_fast is on and
-// u failed: the upstream's, naming it.
+// u failed: the upstream's, naming it, with the trailers of the upstreams
+// that ended so far.
 func (c *fanCall) failFast(u *upstream) error {
+	if tr := c.mergedTrailer(); len(tr) > 0 {
+		c.down.SetTrailer(tr)
+	}
 	p := u.failure.Proto()
 	p.Message = u.name + ": " + p.Message
 	return status.FromProto(p).Err()

@@ -16,7 +16,7 @@ import (
 // target's items, in target order.
 func (c *fanCall) mergeUnary() error {
 	policy := c.t.cfg.Policy
-	remaining, succeeded := len(c.ups), 0
+	remaining, succeeded, heldBytes := len(c.ups), 0, 0
 	var winner *upstream
 	for remaining > 0 {
 		ev := <-c.events
@@ -30,6 +30,14 @@ func (c *fanCall) mergeUnary() error {
 			u.msgs++
 			if u.msgs == 1 {
 				u.held = data
+				// Cap the memory the held answers take, not only the merged
+				// message: each answer may be as large as a member's
+				// message limit.
+				heldBytes += data.Len()
+				if heldBytes > c.t.cfg.MaxResponseSize {
+					u.ack <- struct{}{}
+					return status.Errorf(codes.ResourceExhausted, "fanout: the members' answers exceed the limit of %d bytes for a merged response", c.t.cfg.MaxResponseSize)
+				}
 			} else {
 				data.Free()
 				if u.failure == nil {
@@ -80,7 +88,8 @@ func (c *fanCall) mergeUnary() error {
 			continue
 		}
 		if u.failure == nil {
-			n, err := metadata.EntriesSize(u.held.Materialize(), metadata.Metadata{Hostname: u.name}, layout)
+			u.heldBytes = u.held.Materialize()
+			n, err := metadata.EntriesSize(u.heldBytes, metadata.Metadata{Hostname: u.name}, layout)
 			if err == nil {
 				size += n
 				continue
@@ -108,7 +117,7 @@ func (c *fanCall) mergeUnary() error {
 			continue
 		}
 		var err error
-		if buf, err = metadata.AppendEntries(buf, u.held.Materialize(), metadata.Metadata{Hostname: u.name}, layout); err != nil {
+		if buf, err = metadata.AppendEntries(buf, u.heldBytes, metadata.Metadata{Hostname: u.name}, layout); err != nil {
 			return status.Errorf(codes.Internal, "fanout: %v", err) // EntriesSize accepted it: cannot happen
 		}
 	}

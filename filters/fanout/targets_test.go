@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,5 +380,41 @@ func TestFirstWithFailFast(t *testing.T) {
 	}
 	if _, err := s.Recv(); err != io.EOF {
 		t.Fatalf("end: %v, want OK", err)
+	}
+}
+
+// TestQuorumLargerThanTargets: a quorum the selected targets can never
+// reach is refused before any member is called.
+func TestQuorumLargerThanTargets(t *testing.T) {
+	var calls atomic.Int32
+	g := startGroup(t, 3, func(i int, m *machine) {
+		m.version = func(context.Context, *clusterpb.VersionRequest) (*clusterpb.VersionResponse, error) {
+			calls.Add(1)
+			return &clusterpb.VersionResponse{}, nil
+		}
+	}, fanout.Config{Policy: fanout.Policy{Mode: fanout.Quorum, Quorum: 3}})
+	ctx := metadata.AppendToOutgoingContext(callCtx(t), "nodes", "n0,n2")
+	_, err := g.client.Version(ctx, &clusterpb.VersionRequest{})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "quorum of 3") {
+		t.Errorf("err = %v, want InvalidArgument", err)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("%d members were called", calls.Load())
+	}
+}
+
+// TestFailFastKeepsTrailers: the call's status comes from the failing
+// member, with the trailers it sent.
+func TestFailFastKeepsTrailers(t *testing.T) {
+	g := startGroup(t, 1, func(i int, m *machine) {
+		m.version = func(ctx context.Context, _ *clusterpb.VersionRequest) (*clusterpb.VersionResponse, error) {
+			_ = grpc.SetTrailer(ctx, metadata.Pairs("x-why", "disk"))
+			return nil, status.Error(codes.Internal, "broken")
+		}
+	}, fanout.Config{FailFast: true})
+	var trailer metadata.MD
+	_, err := g.client.Version(callCtx(t), &clusterpb.VersionRequest{}, grpc.Trailer(&trailer))
+	if status.Code(err) != codes.Internal || len(trailer.Get("x-why")) != 1 {
+		t.Errorf("err %v, trailer %v", err, trailer)
 	}
 }

@@ -109,6 +109,9 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	if err != nil {
 		return err
 	}
+	if p := t.cfg.Policy; p.Mode == Quorum && p.Quorum > len(targets) {
+		return status.Errorf(codes.InvalidArgument, "fanout: quorum of %d can never be reached with %d targets", p.Quorum, len(targets))
+	}
 	PolicyKey.Set(call, t.policyText)
 	c := newFanCall(t, call, down, targets, kind)
 	return c.run()

@@ -48,6 +48,7 @@ type upstream struct {
 	trailer   grpcmd.MD
 	msgs      int
 	held      mem.BufferSlice // unary: the response message
+	heldBytes []byte          // unary: held, contiguous, for the merge
 	failure   *status.Status  // non-nil: the upstream contributes an error item
 }
 
@@ -86,6 +87,7 @@ func (u *upstream) run() {
 	cs, err := u.member0().NewStream(u.ctx, route.BidiDesc, c.call.Method, route.CallOptions(c.call)...)
 	if err != nil {
 		close(u.gone)
+		u.drain()
 		u.emit(event{u: u, kind: evEnd, st: status.Convert(err)})
 		return
 	}

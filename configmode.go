@@ -151,6 +151,16 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 	if err != nil {
 		return err
 	}
+	if cfg.Log != nil {
+		level, format := f.logLevel, f.logFormat
+		if cfg.Log.Level != "" {
+			_ = level.UnmarshalText([]byte(cfg.Log.Level)) // checked by Load
+		}
+		if cfg.Log.Format != "" {
+			format = cfg.Log.Format
+		}
+		log = newLogger(f.logOut, level, format)
+	}
 	opts := config.Options{Logger: log, DialOptions: tel.dialOptions(), ServerOptions: tel.serverOptions()}
 	p, err := config.Build(cfg, opts)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 
 // flags are the quick-mode settings.
 type flags struct {
+	logOut         io.Writer // where logs go; a config file's log section may change the rest
 	config         string
 	admin          string
 	listen         string
@@ -108,6 +109,15 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	return f, nil
 }
 
+// newLogger writes level-filtered text or JSON records to w.
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
 // run runs the proxy until ctx ends and returns the exit code. ready, if
 // not nil, receives the listening address once the proxy serves.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.Addr) int {
@@ -122,12 +132,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 		fmt.Fprintln(stderr, "manifold:", err)
 		return 2
 	}
-	opts := &slog.HandlerOptions{Level: f.logLevel}
-	var handler slog.Handler = slog.NewTextHandler(stderr, opts)
-	if f.logFormat == "json" {
-		handler = slog.NewJSONHandler(stderr, opts)
-	}
-	log := slog.New(handler)
+	f.logOut = stderr
+	log := newLogger(stderr, f.logLevel, f.logFormat)
 
 	tel, err := setupTelemetry(ctx, log)
 	if err != nil {

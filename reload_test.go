@@ -3,6 +3,7 @@ package manifold
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -131,5 +132,63 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConfigDrainFinishesStreams: on shutdown in config mode, a stream in
+// flight finishes normally within drain_timeout, and the process exits 0.
+func TestConfigDrainFinishesStreams(t *testing.T) {
+	release := make(chan struct{})
+	open := make(chan struct{})
+	svc := &testbackend.Service{
+		Bidi: func(s testgrpc.TestService_FullDuplexCallServer) error {
+			close(open)
+			<-release
+			for i := 0; i < 3; i++ {
+				if err := s.Send(&testgrpc.StreamingOutputCallResponse{}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	addr, _ := testbackend.Start(t, svc)
+	file := writeFile(t, "m.yaml", "listeners: [{address: 127.0.0.1:0}]\ndrain_timeout: 20s\nlog: {level: debug, format: json}\nclusters: [{name: b, target: \"passthrough:///"+addr+"\"}]\nroutes: [{name: all, route: b}]\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() { done <- run(ctx, []string{"--config", file}, logs, ready) }()
+	client := testgrpc.NewTestServiceClient(proxytest.Dial(t, (<-ready).String()))
+	s, err := client.FullDuplexCall(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&testgrpc.StreamingOutputCallRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	<-open
+	cancel() // SIGTERM
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "manifold draining") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	for i := 0; i < 3; i++ {
+		if _, err := s.Recv(); err != nil {
+			t.Fatalf("message %d during the drain: %v", i, err)
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != io.EOF {
+		t.Fatalf("end of the drained stream: %v", err)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"manifold stopped"`) {
+		t.Errorf("no JSON stop line (log section ignored?):\n%s", logs.String())
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/filters/fanout"
@@ -98,7 +100,7 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 
 	terminals := map[string]pipeline.Handler{}
 	for _, c := range cfg.Clusters {
-		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize, DialOptions: o.DialOptions}
+		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize, DialOptions: o.DialOptions, Keepalive: c.Keepalive.params()}
 		if cc.TLS, err = c.TLS.config(); err != nil {
 			return fmt.Errorf("clusters %s: %w", c.Name, err)
 		}
@@ -117,7 +119,7 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 		var members []fanout.Member
 		var conns []grpc.ClientConnInterface
 		for _, m := range g.Members {
-			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize, DialOptions: o.DialOptions}
+			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize, DialOptions: o.DialOptions, Keepalive: m.Keepalive.params()}
 			if cc.TLS, err = m.TLS.config(); err != nil {
 				return fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
 			}
@@ -185,6 +187,9 @@ func (p *Proxy) newServers(cfg *Config, o Options) error {
 		}
 		if l.ForwardedFor != nil {
 			opts = append(opts, server.WithForwardedFor(*l.ForwardedFor))
+		}
+		if l.Keepalive != nil {
+			opts = append(opts, server.WithKeepalive(l.Keepalive.params()))
 		}
 		if l.TLS != nil {
 			tc, err := l.TLS.config()
@@ -297,4 +302,31 @@ func loadPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s: no PEM certificates", file)
 	}
 	return pool, nil
+}
+
+// params are grpc-go's server keepalive settings, defaults filled in.
+func (k *ServerKeepalive) params() (keepalive.ServerParameters, keepalive.EnforcementPolicy) {
+	p := keepalive.ServerParameters{Time: 2 * time.Hour, Timeout: 20 * time.Second}
+	e := keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
+	if k.Time > 0 {
+		p.Time = k.Time
+	}
+	if k.Timeout > 0 {
+		p.Timeout = k.Timeout
+	}
+	if k.MinTime > 0 {
+		e.MinTime = k.MinTime
+	}
+	if k.PermitWithoutStream != nil {
+		e.PermitWithoutStream = *k.PermitWithoutStream
+	}
+	return p, e
+}
+
+// params are grpc-go's client keepalive settings, nil when unset.
+func (k *ClientKeepalive) params() *keepalive.ClientParameters {
+	if k == nil {
+		return nil
+	}
+	return &keepalive.ClientParameters{Time: k.Time, Timeout: k.Timeout, PermitWithoutStream: k.PermitWithoutStream}
 }

@@ -30,11 +30,22 @@ type Config struct {
 	// DrainTimeout is how long calls in flight may take to finish on
 	// shutdown before they are cancelled. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// Log sets the process's log output; the command line's --log-level
+	// and --log-format apply when it is not set.
+	Log *Log `yaml:"log"`
 
 	// Source is the file's text for display (the admin /config endpoint):
 	// as written, before environment expansion, with values of
 	// secret-looking fields replaced by <redacted>.
 	Source []byte `yaml:"-"`
+}
+
+// Log is the process's log output.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
 }
 
 // Listener is one gRPC listening address.
@@ -49,6 +60,36 @@ type Listener struct {
 	// ForwardedFor appends the client's address to x-forwarded-for.
 	// Default true.
 	ForwardedFor *bool `yaml:"forwarded_for"`
+	// Keepalive tunes the server's pings and the policy it enforces on
+	// clients' pings.
+	Keepalive *ServerKeepalive `yaml:"keepalive"`
+}
+
+// ServerKeepalive is a listener's HTTP/2 keepalive.
+type ServerKeepalive struct {
+	// Time is how long a connection may be idle before the server pings
+	// it. Default 2h.
+	Time time.Duration `yaml:"time"`
+	// Timeout is how long the server waits for the ping's answer before it
+	// closes the connection. Default 20s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MinTime is the shortest interval between client pings the server
+	// accepts; clients that ping more often are disconnected. Default 10s.
+	MinTime time.Duration `yaml:"min_time"`
+	// PermitWithoutStream lets clients ping while they have no call open.
+	// Default true.
+	PermitWithoutStream *bool `yaml:"permit_without_stream"`
+}
+
+// ClientKeepalive is an upstream connection's HTTP/2 keepalive.
+type ClientKeepalive struct {
+	// Time is how long a connection may be idle before the proxy pings
+	// the upstream; at least 10s (grpc-go's minimum).
+	Time time.Duration `yaml:"time"`
+	// Timeout is how long the proxy waits for the answer. Default 20s.
+	Timeout time.Duration `yaml:"timeout"`
+	// PermitWithoutStream pings also while no call is open.
+	PermitWithoutStream bool `yaml:"permit_without_stream"`
 }
 
 // ServerTLS are a listener's certificate files.
@@ -84,6 +125,8 @@ type Cluster struct {
 	MaxMessageSize int `yaml:"max_message_size"`
 	// TLS, when set, connects with TLS.
 	TLS *ClientTLS `yaml:"tls"`
+	// Keepalive, when set, pings idle connections to the upstream.
+	Keepalive *ClientKeepalive `yaml:"keepalive"`
 	// Optional leaves the cluster out of readiness: /readyz does not wait
 	// for it to connect. Default false.
 	Optional bool `yaml:"optional"`
@@ -138,9 +181,10 @@ type Member struct {
 	// Target is the member's grpc target URI or host:port.
 	Target string `yaml:"target"`
 	// ConnectTimeout, MaxMessageSize, TLS: as for clusters.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	MaxMessageSize int           `yaml:"max_message_size"`
-	TLS            *ClientTLS    `yaml:"tls"`
+	ConnectTimeout time.Duration    `yaml:"connect_timeout"`
+	MaxMessageSize int              `yaml:"max_message_size"`
+	TLS            *ClientTLS       `yaml:"tls"`
+	Keepalive      *ClientKeepalive `yaml:"keepalive"`
 	// Required makes /readyz wait for this member to connect. By default
 	// members are optional: a fan-out answers with an error item for a
 	// member that is down, so one down machine must not take the proxy out

@@ -232,6 +232,8 @@ func TestMoreBrokenFiles(t *testing.T) {
 		{"malformed reference", head + "routes: [{name: r, route: c, match: {authority: \"${A-b}\"}}]\n", "malformed environment reference"},
 		{"impossible quorum", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    policy: quorum:3\n    members: [{name: a, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n", "fanout[0].policy: quorum of 3 can never be reached with 1 members"},
 		{"syntax error", "listeners: [\n  {address: x\n", "m.yaml:"},
+		{"bad log level", head + "log: {level: loud}\nroutes: [{name: r, route: c}]\n", `m.yaml:3:14: log.level: "loud" is not debug`},
+		{"short client keepalive", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1, keepalive: {time: 1s}}]\nroutes: [{name: r, route: c}]\n", "clusters[0].keepalive.time: must be at least 10s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Parse("m.yaml", []byte(tc.file), env(nil))

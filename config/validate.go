@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/filters/fanout"
@@ -38,6 +40,39 @@ func (d *decoder) validate(c *Config) {
 	}
 	if c.DrainTimeout < 0 {
 		at("drain_timeout", "must not be negative")
+	}
+	if c.Log != nil {
+		var level slog.Level
+		if c.Log.Level != "" && level.UnmarshalText([]byte(c.Log.Level)) != nil {
+			at("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+		}
+		if c.Log.Format != "" && c.Log.Format != "text" && c.Log.Format != "json" {
+			at("log.format", "%q is not text or json", c.Log.Format)
+		}
+	}
+	for i, l := range c.Listeners {
+		if k := l.Keepalive; k != nil && (k.Time < 0 || k.Timeout < 0 || k.MinTime < 0) {
+			at(fmt.Sprintf("listeners[%d].keepalive", i), "durations must not be negative")
+		}
+	}
+	clientKeepalive := func(path string, k *ClientKeepalive) {
+		if k == nil {
+			return
+		}
+		if k.Time != 0 && k.Time < 10*time.Second {
+			at(path+".time", "must be at least 10s (grpc-go raises shorter values to 10s)")
+		}
+		if k.Timeout < 0 {
+			at(path+".timeout", "must not be negative")
+		}
+	}
+	for i, cl := range c.Clusters {
+		clientKeepalive(fmt.Sprintf("clusters[%d].keepalive", i), cl.Keepalive)
+	}
+	for i, g := range c.Fanout {
+		for j, m := range g.Members {
+			clientKeepalive(fmt.Sprintf("fanout[%d].members[%d].keepalive", i, j), m.Keepalive)
+		}
 	}
 
 	clusters := map[string]bool{}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -61,21 +60,8 @@ func chainProxy(t *testing.T, backendAddr string, filters []pipeline.Filter, ter
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(chain, server.WithCloser(cl), server.WithLogger(logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return testpb.NewTestServiceClient(proxytest.Dial(t, lis.Addr().String()))
+	proxyAddr := proxytest.Serve(t, chain, server.WithCloser(cl), server.WithLogger(logger))
+	return testpb.NewTestServiceClient(proxytest.Dial(t, proxyAddr))
 }
 
 // recorder collects events from hooks that may run on several goroutines.

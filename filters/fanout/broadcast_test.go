@@ -3,7 +3,6 @@ package fanout_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,21 +138,8 @@ func TestBroadcastSharesFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(chain, closers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	client := clusterpb.NewMachineClient(proxytest.Dial(t, lis.Addr().String()))
+	proxyAddr := proxytest.Serve(t, chain, closers...)
+	client := clusterpb.NewMachineClient(proxytest.Dial(t, proxyAddr))
 
 	up, err := client.Upload(callCtx(t))
 	if err != nil {

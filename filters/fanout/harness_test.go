@@ -163,21 +163,8 @@ func startProxyWith(t testing.TB, addrs []string, cfg fanout.Config) *group {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(chain, closers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	conn := proxytest.Dial(t, lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	proxyAddr := proxytest.Serve(t, chain, closers...)
+	conn := proxytest.Dial(t, proxyAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	return &group{terminal: term, conn: conn, client: clusterpb.NewMachineClient(conn)}
 }
 

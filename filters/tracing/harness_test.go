@@ -328,21 +328,8 @@ func startGroup(t testing.TB, tel *telemetry, n int, mk func(i int, m *machine),
 		t.Fatal(err)
 	}
 	opts := append(closers, server.WithGRPCOptions(grpc.StatsHandler(tracing.ServerHandler(tel.options()...))))
-	srv, err := server.New(chain, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	g.client = clusterpb.NewMachineClient(proxytest.Dial(t, lis.Addr().String()))
+	proxyAddr := proxytest.Serve(t, chain, opts...)
+	g.client = clusterpb.NewMachineClient(proxytest.Dial(t, proxyAddr))
 	return g
 }
 

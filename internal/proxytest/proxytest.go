@@ -69,22 +69,10 @@ func Start(t testing.TB, backendAddr string, cfg Config) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(chain, append([]server.Option{server.WithCloser(cl)}, cfg.ServerOptions...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	// Registered before the clients', so it runs after they closed.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	env := &Env{ProxyAddr: lis.Addr().String(), BackendAddr: backendAddr, Proxy: srv, Cluster: cl}
+	// serve registers the shutdown before the clients' cleanups, so it runs
+	// after they closed.
+	srv, addr := serve(t, chain, append([]server.Option{server.WithCloser(cl)}, cfg.ServerOptions...)...)
+	env := &Env{ProxyAddr: addr, BackendAddr: backendAddr, Proxy: srv, Cluster: cl}
 	env.ProxyConn = Dial(t, env.ProxyAddr, cfg.DialOptions...)
 	env.Client = testgrpc.NewTestServiceClient(env.ProxyConn)
 	if backendAddr != "" {
@@ -105,4 +93,31 @@ func Dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// Serve runs h in a server.Server on a loopback port until the test ends
+// (then shuts it down gracefully) and returns the address.
+func Serve(t testing.TB, h pipeline.Handler, opts ...server.Option) string {
+	t.Helper()
+	_, addr := serve(t, h, opts...)
+	return addr
+}
+
+func serve(t testing.TB, h pipeline.Handler, opts ...server.Option) (*server.Server, string) {
+	t.Helper()
+	srv, err := server.New(h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return srv, lis.Addr().String()
 }

@@ -43,8 +43,9 @@ type Call struct {
 	// upstream call, after all request header hooks have run.
 	Header metadata.MD
 
-	mu    sync.Mutex
-	state map[any]any
+	mu        sync.Mutex
+	state     map[any]any
+	upstreams []UpstreamResult
 }
 
 // NewCall describes the call that stream serves. It copies the incoming

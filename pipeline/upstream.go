@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -43,40 +42,21 @@ type UpstreamResult struct {
 	Duration time.Duration
 }
 
-// upstreamLog collects a call's upstream results.
-type upstreamLog struct {
-	mu      sync.Mutex
-	results []UpstreamResult
-}
-
-var upstreamResults = NewKey[*upstreamLog]("pipeline.upstreams")
-
 // RecordUpstream adds an upstream call's result to call. Terminals call it
 // once per upstream call; it is safe for concurrent use.
 func RecordUpstream(call *Call, r UpstreamResult) {
 	call.mu.Lock()
-	if call.state == nil {
-		call.state = make(map[any]any, 4)
-	}
-	l, _ := call.state[upstreamResults].(*upstreamLog)
-	if l == nil {
-		l = &upstreamLog{}
-		call.state[upstreamResults] = l
-	}
+	call.upstreams = append(call.upstreams, r)
 	call.mu.Unlock()
-	l.mu.Lock()
-	l.results = append(l.results, r)
-	l.mu.Unlock()
 }
 
 // UpstreamResults returns the upstream results recorded so far for call, in
 // the order they were recorded.
 func UpstreamResults(call *Call) []UpstreamResult {
-	l, ok := upstreamResults.Get(call)
-	if !ok {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	if len(call.upstreams) == 0 {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]UpstreamResult(nil), l.results...)
+	return append([]UpstreamResult(nil), call.upstreams...)
 }

@@ -64,11 +64,20 @@ func (t *Terminal) Cluster() string { return t.cluster }
 // forwards all four call kinds as bidirectional streams of raw frames.
 var BidiDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
+var (
+	forceRawCodec = grpc.ForceCodecV2(rawcodec.Codec{})
+	rawCodecOnly  = []grpc.CallOption{forceRawCodec}
+)
+
 // CallOptions are the options of an upstream call that forwards call
 // unchanged: the raw codec, and the client's content-subtype and compressor.
+// The slice may be shared between calls: callers must not modify it.
 func CallOptions(call *pipeline.Call) []grpc.CallOption {
+	if call.ContentSubtype == "" && call.Compressor == "" {
+		return rawCodecOnly // the common case, without allocating
+	}
 	opts := make([]grpc.CallOption, 1, 3)
-	opts[0] = grpc.ForceCodecV2(rawcodec.Codec{})
+	opts[0] = forceRawCodec
 	if call.ContentSubtype != "" {
 		opts = append(opts, grpc.CallContentSubtype(call.ContentSubtype))
 	}

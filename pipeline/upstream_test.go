@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -43,9 +45,14 @@ func (nopConfig) Build(pipeline.BuildEnv) (pipeline.Filter, error) {
 	return pipeline.RequestHeadersFunc("nop", func(context.Context, *pipeline.Call) error { return nil }), nil
 }
 
+// registryRuns makes each run's module name unique, so the test can run
+// more than once in a process (-count).
+var registryRuns atomic.Int32
+
 func TestRegistry(t *testing.T) {
-	pipeline.Register(pipeline.Module{Name: "test.nop", New: func() pipeline.FilterConfig { return nopConfig{} }})
-	m, ok := pipeline.Lookup("test.nop")
+	name := fmt.Sprintf("test.nop.%d", registryRuns.Add(1))
+	pipeline.Register(pipeline.Module{Name: name, New: func() pipeline.FilterConfig { return nopConfig{} }})
+	m, ok := pipeline.Lookup(name)
 	if !ok {
 		t.Fatal("not registered")
 	}
@@ -55,17 +62,17 @@ func TestRegistry(t *testing.T) {
 	}
 	found := false
 	for _, n := range pipeline.Modules() {
-		found = found || n == "test.nop"
+		found = found || n == name
 	}
 	if !found {
-		t.Error("Modules lacks test.nop")
+		t.Errorf("Modules lacks %s", name)
 	}
 	defer func() {
 		if recover() == nil {
 			t.Error("registering a name twice did not panic")
 		}
 	}()
-	pipeline.Register(pipeline.Module{Name: "test.nop", New: func() pipeline.FilterConfig { return nopConfig{} }})
+	pipeline.Register(pipeline.Module{Name: name, New: func() pipeline.FilterConfig { return nopConfig{} }})
 }
 
 func TestClaims(t *testing.T) {

@@ -161,6 +161,9 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 		}
 		log = newLogger(f.logOut, level, format)
 	}
+	if cfg.Admin.Address != "" {
+		tel.serveMetrics()
+	}
 	opts := config.Options{Logger: log, DialOptions: tel.dialOptions(), ServerOptions: tel.serverOptions()}
 	p, err := config.Build(cfg, opts)
 	if err != nil {

@@ -212,6 +212,9 @@ func terminal(f *flags, dialOpts []grpc.DialOption) (pipeline.Handler, []io.Clos
 }
 
 func serve(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, ready chan<- net.Addr) error {
+	if f.admin != "" {
+		tel.serveMetrics()
+	}
 	term, closers, err := terminal(f, tel.dialOptions())
 	if err != nil {
 		return err

@@ -30,9 +30,16 @@ import (
 // OTEL_PROPAGATORS, …) through otel's autoexport and autoprop packages.
 type telemetry struct {
 	// metrics serves the Prometheus exposition for the admin /metrics.
-	metrics  http.Handler
-	opts     []tracing.Option
-	shutdown []func(context.Context) error
+	metrics http.Handler
+	// instrument installs otelgrpc's stats handlers on the server and the
+	// upstreams. They cost CPU on every call (a span, metric records), so
+	// they are on only when something uses them: span or metric export
+	// asked for in the environment, or an admin listener serving /metrics.
+	// Without them trace context still passes through: the proxy forwards
+	// traceparent and baggage headers like any other metadata.
+	instrument bool
+	opts       []tracing.Option
+	shutdown   []func(context.Context) error
 }
 
 // tracesWanted reports whether the environment asks for span export. The
@@ -56,7 +63,7 @@ func metricsExportWanted() bool {
 // environment asks for traces) and meter provider (always: Prometheus for
 // the admin listener, plus OTLP when asked).
 func setupTelemetry(ctx context.Context, log *slog.Logger) (*telemetry, error) {
-	t := &telemetry{}
+	t := &telemetry{instrument: tracesWanted() || metricsExportWanted()}
 	prop := autoprop.NewTextMapPropagator()
 	otel.SetTextMapPropagator(prop)
 	t.opts = append(t.opts, tracing.WithPropagator(prop))
@@ -107,14 +114,24 @@ func setupTelemetry(ctx context.Context, log *slog.Logger) (*telemetry, error) {
 // serverOptions instruments the gRPC server: a span per call, propagation
 // in, rpc.server.* metrics.
 func (t *telemetry) serverOptions() []server.Option {
+	if !t.instrument {
+		return nil
+	}
 	return []server.Option{server.WithGRPCOptions(grpc.StatsHandler(tracing.ServerHandler(t.opts...)))}
 }
 
 // dialOptions instruments every upstream connection: a client span per
 // upstream call, propagation out, rpc.client.* metrics.
 func (t *telemetry) dialOptions() []grpc.DialOption {
+	if !t.instrument {
+		return nil
+	}
 	return []grpc.DialOption{grpc.WithStatsHandler(tracing.ClientHandler(t.opts...))}
 }
+
+// serveMetrics turns the stats handlers on because an admin listener
+// serves /metrics. Call it before building servers and clusters.
+func (t *telemetry) serveMetrics() { t.instrument = true }
 
 // close flushes and stops the exporters.
 func (t *telemetry) close(ctx context.Context) error {

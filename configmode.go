@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/manifold-grpc/manifold/config"
+	"github.com/manifold-grpc/manifold/pipeline"
 	"github.com/manifold-grpc/manifold/server"
 )
 
@@ -64,6 +65,8 @@ type configRunner struct {
 	// running is the config the process started with: listeners, the
 	// admin address and the drain timeout change only with a restart.
 	running *config.Config
+	// startTouches is what the running servers were built for.
+	startTouches pipeline.Touch
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -96,6 +99,9 @@ func (r *configRunner) reload() (err error) {
 	}
 	if !reflect.DeepEqual(cfg.Listeners, r.running.Listeners) || cfg.Admin != r.running.Admin || cfg.DrainTimeout != r.running.DrainTimeout {
 		r.log.Warn("changes to listeners, admin and drain_timeout take effect only after a restart; the running ones stay")
+	}
+	if touches(p.Handler)&^r.startTouches&pipeline.TouchCounters != 0 {
+		r.log.Warn("a filter of the new config reads message counters (access-log counts), which the running servers were started without; they are left out until a restart")
 	}
 	old := r.proxy
 	drained := make([]<-chan struct{}, 0, len(r.servers))
@@ -169,7 +175,7 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 	if err != nil {
 		return err
 	}
-	r := &configRunner{file: f.config, opts: opts, log: log, adm: newReadiness(), servers: p.Servers, running: cfg, cfg: cfg, proxy: p}
+	r := &configRunner{file: f.config, opts: opts, log: log, adm: newReadiness(), servers: p.Servers, running: cfg, startTouches: touches(p.Handler), cfg: cfg, proxy: p}
 	r.adm.SetMetrics(tel.metrics)
 	r.watch(nil, p)
 	r.adm.SetReload(r.reload)
@@ -241,4 +247,12 @@ loop:
 	}
 	log.Info("manifold stopped")
 	return err
+}
+
+// touches reports what a handler touches, nothing when it does not say.
+func touches(h pipeline.Handler) pipeline.Touch {
+	if t, ok := h.(pipeline.Toucher); ok {
+		return t.Touches()
+	}
+	return 0
 }

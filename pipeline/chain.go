@@ -63,6 +63,9 @@ func Build(filters []Filter, terminal Handler, opts ...Option) (*Chain, error) {
 		}
 		h := hooksOf(f)
 		c.touches |= h.touches()
+		if u, ok := f.(CountersUser); ok && u.UsesCounters() {
+			c.touches |= TouchCounters
+		}
 		plain := h
 		plain.around = nil
 		if plain.any() {

@@ -43,7 +43,17 @@ const (
 	// TouchTerminalMessages: the terminal reads or builds messages itself
 	// (fan-out, splice) instead of forwarding them unchanged.
 	TouchTerminalMessages
+	// TouchCounters: a filter reads the call's message and byte counters
+	// ([CountersFromContext]), which the server keeps only when asked,
+	// since keeping them costs a grpc stats handler on every call.
+	TouchCounters
 )
+
+// CountersUser is implemented by filters that read [Counters], so that a
+// chain with them reports [TouchCounters].
+type CountersUser interface {
+	UsesCounters() bool
+}
 
 // NeedsMessages reports whether any part of the chain must see individual
 // messages; when false, the call could be forwarded below grpc-go's message

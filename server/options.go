@@ -26,6 +26,7 @@ type options struct {
 	keepalive    keepalive.ServerParameters
 	enforcement  keepalive.EnforcementPolicy
 	forwardedFor bool
+	counters     bool
 	closers      []io.Closer
 	grpcOptions  []grpc.ServerOption
 }
@@ -71,6 +72,12 @@ func WithKeepalive(params keepalive.ServerParameters, policy keepalive.Enforceme
 // WithForwardedFor turns appending the client's address to the
 // x-forwarded-for request header on or off. Default on.
 func WithForwardedFor(on bool) Option { return func(o *options) { o.forwardedFor = on } }
+
+// WithCounters makes the server keep every call's [pipeline.Counters],
+// whatever its handler reports. By default it keeps them only when the
+// handler reports [pipeline.TouchCounters]: keeping them costs a grpc stats
+// handler on every call.
+func WithCounters(on bool) Option { return func(o *options) { o.counters = on } }
 
 // WithCloser registers resources, such as clusters, that Shutdown closes
 // after the last call has ended.

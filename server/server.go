@@ -59,7 +59,9 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 		// Stop returns only after every handler has returned, so that the
 		// closers (upstream connections) outlive the calls that use them.
 		grpc.WaitForHandlers(true),
-		grpc.StatsHandler(countingHandler{}),
+	}
+	if t, ok := handler.(pipeline.Toucher); o.counters || ok && t.Touches()&pipeline.TouchCounters != 0 {
+		gopts = append(gopts, grpc.StatsHandler(countingHandler{}))
 	}
 	if o.tls != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls)))

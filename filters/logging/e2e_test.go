@@ -148,7 +148,7 @@ func TestHeaderOnly(t *testing.T) {
 	if touch.NeedsMessages() {
 		t.Errorf("chain touches %b: needs messages", touch)
 	}
-	if want := pipeline.TouchRequestHeaders | pipeline.TouchResponseEnd; touch != want {
+	if want := pipeline.TouchRequestHeaders | pipeline.TouchResponseEnd | pipeline.TouchCounters; touch != want {
 		t.Errorf("chain touches %b, want %b", touch, want)
 	}
 }

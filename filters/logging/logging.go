@@ -114,7 +114,12 @@ func appendFields(dst []any, prefix string, attrs []slog.Attr) []any {
 	return dst
 }
 
+// UsesCounters reports that the filter logs the server's message and byte
+// counters, so that the server keeps them.
+func (f *Filter) UsesCounters() bool { return true }
+
 var (
 	_ pipeline.RequestHeadersHook = (*Filter)(nil)
 	_ pipeline.ResponseEndHook    = (*Filter)(nil)
+	_ pipeline.CountersUser       = (*Filter)(nil)
 )

@@ -115,7 +115,8 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 		}
 		terminals["route:"+c.Name] = route.New(cl)
 	}
-	for _, g := range cfg.Fanout {
+	for i := range cfg.Fanout {
+		g := &cfg.Fanout[i]
 		var members []fanout.Member
 		var conns []grpc.ClientConnInterface
 		for _, m := range g.Members {
@@ -135,7 +136,11 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 			members = append(members, fanout.Member{Name: m.Name, Conn: cl.Conn()})
 			conns = append(conns, cl.Conn())
 		}
-		t, err := fanout.New(members, g.fanoutConfig(conns))
+		fc := g.fanoutConfig()
+		if fc.Kinds, err = g.kinds(conns); err != nil {
+			return fmt.Errorf("fanout %s: %w", g.Name, err)
+		}
+		t, err := fanout.New(members, fc)
 		if err != nil {
 			return err
 		}
@@ -230,28 +235,38 @@ func (p *Proxy) filters(fs []Filter, env pipeline.BuildEnv) ([]pipeline.Filter, 
 	return out, nil
 }
 
-// fanoutConfig is the group's terminal config; conns are the members'
-// connections, for reflection (nil when only validating).
-func (g *FanoutGroup) fanoutConfig(conns []grpc.ClientConnInterface) fanout.Config {
-	cfg := fanout.Config{
+// fanoutConfig is the group's terminal config, without its method kinds
+// (see kinds), so that validating it does no I/O.
+func (g *FanoutGroup) fanoutConfig() fanout.Config {
+	return fanout.Config{
 		Name: g.Name, NodesKey: g.NodesKey, MaxTargets: g.MaxTargets, MaxResponseSize: g.MaxResponseSize,
 		ReserveFraction: g.ReserveFraction, MinReserve: g.MinReserve, UpstreamTimeout: g.UpstreamTimeout,
 		QueueSize: g.QueueSize, HeaderWait: g.HeaderWait, Policy: g.Policy, FailFast: g.FailFast, Layout: g.Layout,
 	}
+}
+
+// kinds is the group's method-kind resolver: its patterns, its protoset
+// (loaded once, by validation, when the config came from Load), then the
+// members' reflection over conns.
+func (g *FanoutGroup) kinds(conns []grpc.ClientConnInterface) (methodkind.Resolver, error) {
 	var resolvers []methodkind.Resolver
 	if len(g.Kinds) > 0 {
 		resolvers = append(resolvers, g.Kinds)
 	}
 	if g.Protoset != "" {
-		if ps, err := methodkind.LoadProtoset(g.Protoset); err == nil {
-			resolvers = append(resolvers, ps)
+		ps := g.protoset
+		if ps == nil {
+			var err error
+			if ps, err = methodkind.LoadProtoset(g.Protoset); err != nil {
+				return nil, err
+			}
 		}
+		resolvers = append(resolvers, ps)
 	}
-	if (g.Reflection == nil || *g.Reflection) && conns != nil {
+	if g.Reflection == nil || *g.Reflection {
 		resolvers = append(resolvers, methodkind.NewReflection(conns))
 	}
-	cfg.Kinds = methodkind.Chain(resolvers...)
-	return cfg
+	return methodkind.Chain(resolvers...), nil
 }
 
 func (t *ServerTLS) config() (*tls.Config, error) {

@@ -171,6 +171,8 @@ type FanoutGroup struct {
 	Policy          fanout.Policy   `yaml:"policy"`
 	FailFast        bool            `yaml:"fail_fast"`
 	Layout          metadata.Layout `yaml:"layout"`
+
+	protoset *methodkind.Protoset // loaded by validation
 }
 
 // Member is one upstream of a fan-out group.

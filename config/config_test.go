@@ -251,3 +251,17 @@ func TestMoreBrokenFiles(t *testing.T) {
 		t.Errorf("a value containing ${: %v", err)
 	}
 }
+
+// TestBuildReportsProtosetErrors: a protoset that cannot be read when the
+// config is built (a Config made in Go, never validated) is an error, not a
+// silently missing source of method kinds.
+func TestBuildReportsProtosetErrors(t *testing.T) {
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Address: "127.0.0.1:0"}},
+		Fanout:    []config.FanoutGroup{{Name: "g", Protoset: "/nonexistent.protoset", Members: []config.Member{{Name: "a", Target: "127.0.0.1:1"}}}},
+		Routes:    []config.Route{{Name: "r", Fanout: "g"}},
+	}
+	if _, err := config.BuildRoutes(cfg, config.Options{}); err == nil || !strings.Contains(err.Error(), "nonexistent.protoset") {
+		t.Errorf("BuildRoutes = %v, want the protoset's error", err)
+	}
+}

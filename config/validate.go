@@ -90,7 +90,8 @@ func (d *decoder) validate(c *Config) {
 	}
 
 	groups := map[string]bool{}
-	for i, g := range c.Fanout {
+	for i := range c.Fanout {
+		g := &c.Fanout[i]
 		p := fmt.Sprintf("fanout[%d]", i)
 		if g.Name == "" {
 			at(p+".name", "required")
@@ -123,11 +124,13 @@ func (d *decoder) validate(c *Config) {
 			}
 		}
 		if g.Protoset != "" {
-			if _, err := methodkind.LoadProtoset(g.Protoset); err != nil {
+			ps, err := methodkind.LoadProtoset(g.Protoset)
+			if err != nil {
 				at(p+".protoset", "%v", err)
 			}
+			g.protoset = ps // kept for Build, which would otherwise read it again
 		}
-		if err := g.fanoutConfig(nil).Validate(); err != nil {
+		if err := g.fanoutConfig().Validate(); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				line = trimPrefix(line, "fanout: ")
 				line = strings.Replace(line, "layout: metadata: ", "layout.", 1)

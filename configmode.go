@@ -8,11 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"reflect"
 	"sync"
-	"syscall"
 
 	"github.com/manifold-grpc/manifold/config"
 	"github.com/manifold-grpc/manifold/pipeline"
@@ -213,40 +210,11 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 	}
 	r.adm.listening.Store(true)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var first error
-loop:
-	for {
-		select {
-		case first = <-serveErr:
-			break loop
-		case <-hup:
-			_ = r.reload()
-		case <-ctx.Done():
-			break loop
-		}
-	}
 	drain := cfg.DrainTimeout
 	if drain == 0 {
 		drain = f.drainTimeout
 	}
-	r.adm.draining.Store(true)
-	log.Info("manifold draining", slog.Duration("drain_timeout", drain))
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	errs := []error{first}
-	for _, srv := range r.servers {
-		errs = append(errs, srv.Shutdown(shutdownCtx))
-	}
-	err = errors.Join(errs...)
-	if errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("drain timeout passed; calls still in flight were cancelled")
-		err = first
-	}
-	log.Info("manifold stopped")
-	return err
+	return serveUntilStopped(ctx, log, r.adm, r.servers, serveErr, drain, func() { _ = r.reload() })
 }
 
 // touches reports what a handler touches, nothing when it does not say.

@@ -8,10 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -271,34 +268,7 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, read
 
 	// Quick mode has no file to reload; SIGHUP (which would otherwise end
 	// the process without a drain) is logged and ignored.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-wait:
-	for {
-		select {
-		case err := <-serveErr:
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
-			defer cancel()
-			return errors.Join(err, srv.Shutdown(shutdownCtx))
-		case <-hup:
-			log.Info("SIGHUP ignored: quick mode has no config file to reload")
-		case <-ctx.Done():
-			break wait
-		}
-	}
-	adm.draining.Store(true)
-	log.Info("manifold draining", slog.Duration("drain_timeout", f.drainTimeout))
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
-	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if serr := <-serveErr; serr != nil {
-		err = errors.Join(err, serr)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("drain timeout passed; calls still in flight were cancelled")
-		err = nil
-	}
-	log.Info("manifold stopped")
-	return err
+	return serveUntilStopped(ctx, log, adm, []*server.Server{srv}, serveErr, f.drainTimeout, func() {
+		log.Info("SIGHUP ignored: quick mode has no config file to reload")
+	})
 }

@@ -147,10 +147,7 @@ func (s *hookStage) finish(ctx context.Context, call *Call, stream ServerStream,
 	if len(end.Trailer) > 0 {
 		stream.SetTrailer(end.Trailer)
 	}
-	if end.Status == nil {
-		return nil
-	}
-	return end.Status.Err()
+	return end.Status.Err() // never nil: statusOf, and runRespEnd restores it
 }
 
 func (s *hookStage) runReqHeaders(h hook[func(context.Context, *Call) error], ctx context.Context, call *Call) (err error) {

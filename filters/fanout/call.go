@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -193,7 +192,6 @@ func (c *fanCall) requestError() error {
 func (c *fanCall) end(u *upstream, ev event) bool {
 	u.ended = true
 	u.took = time.Since(c.start)
-	u.final = ev.st
 	u.trailer = ev.trailer
 	u.cancel()
 	switch {
@@ -255,8 +253,4 @@ func (c *fanCall) headerUnion() grpcmd.MD {
 // quorumError is the status of a call whose quorum cannot be reached.
 func (c *fanCall) quorumError(succeeded int) error {
 	return status.Errorf(codes.Unavailable, "fanout: quorum of %d not reached: %d of %d targets succeeded", c.t.cfg.Policy.Quorum, succeeded, len(c.ups))
-}
-
-func (c *fanCall) String() string {
-	return fmt.Sprintf("fanout call %s to %d targets", c.call.Method, len(c.ups))
 }

@@ -43,8 +43,7 @@ type upstream struct {
 	header    grpcmd.MD
 	gotHeader bool
 	ended     bool
-	took      time.Duration  // from the start of the call to the upstream's end
-	final     *status.Status // how the upstream call ended
+	took      time.Duration // from the start of the call to the upstream's end
 	trailer   grpcmd.MD
 	msgs      int
 	held      mem.BufferSlice // unary: the response message

@@ -14,7 +14,7 @@ import (
 
 // startAdmin serves h on addr until the returned stop is called.
 func startAdmin(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", adminBindAddress(addr))
 	if err != nil {
 		return nil, err
 	}
@@ -33,6 +33,18 @@ func startAdmin(addr string, h http.Handler, log *slog.Logger) (stop func(), err
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// adminBindAddress is where the admin listener binds for addr. A port
+// without a host (":9901") binds the loopback interface only: the admin
+// endpoints show the configuration and reload it, so serving them on every
+// interface must be asked for by name ("0.0.0.0:9901", or a pod IP).
+func adminBindAddress(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr // net.Listen reports a malformed address itself
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // readiness is the admin handler's view of the process: listening,

@@ -3,6 +3,7 @@ package manifold
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -122,5 +123,39 @@ routes: [{name: all, route: backend}]
 	}
 	if code, body := get("/config"); code != 200 || !strings.Contains(body, "${MANIFOLD_TEST_SECRET_TARGET}") || strings.Contains(body, addr) {
 		t.Errorf("/config = %d %s", code, body)
+	}
+}
+
+// TestAdminBindsLoopbackByDefault: an admin address without a host serves
+// on 127.0.0.1 only; serving every interface must be asked for by name.
+func TestAdminBindsLoopbackByDefault(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{":9901", "127.0.0.1:9901"},
+		{":0", "127.0.0.1:0"},
+		{"0.0.0.0:9901", "0.0.0.0:9901"},
+		{"[::]:9901", "[::]:9901"},
+		{"10.1.2.3:9901", "10.1.2.3:9901"},
+		{"localhost:9901", "localhost:9901"},
+		{"9901", "9901"}, // malformed: net.Listen names the problem
+	} {
+		if got := adminBindAddress(tc.in); got != tc.want {
+			t.Errorf("adminBindAddress(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+
+	addr, _ := testbackend.Start(t, &testbackend.Service{})
+	file := writeFile(t, "m.yaml", `
+listeners: [{address: 127.0.0.1:0}]
+admin: {address: ":0"}
+clusters: [{name: backend, target: "passthrough:///`+addr+`"}]
+routes: [{name: all, route: backend}]
+`)
+	_, logs := startRun(t, "--config", file)
+	m := regexp.MustCompile(`msg="admin serving" listen=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no admin line in %s", logs.String())
+	}
+	if host, _, _ := net.SplitHostPort(m[1]); host != "127.0.0.1" {
+		t.Errorf("admin on %s, want 127.0.0.1 only", m[1])
 	}
 }

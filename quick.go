@@ -46,7 +46,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "run from a YAML config `file` instead of quick mode")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`address` to serve gRPC on (quick mode)")
-	fs.StringVar(&f.admin, "admin", "", "quick mode: serve /healthz, /readyz and /metrics over HTTP on this `address` (off by default)")
+	fs.StringVar(&f.admin, "admin", "", "quick mode: serve /healthz, /readyz and /metrics over HTTP on this `address` (off by default; a port alone, like :9901, binds 127.0.0.1)")
 	fs.StringVar(&f.upstream, "upstream", "", "`target` to proxy every call to: host:port or a grpc target URI (dns:///, unix:, passthrough:///)")
 	fs.StringVar(&f.fanout, "fanout", "", "fan every call out to these `members`: name=target,name=target,… (instead of --upstream)")
 	fs.StringVar(&f.protoset, "protoset", "", "with --fanout: a descriptor set `file` (protoc --include_imports --descriptor_set_out) telling unary from streaming methods; without it the members' server reflection is asked")

@@ -12,8 +12,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
 
 	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/discovery"
 	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/filters/route"
 	"github.com/manifold-grpc/manifold/methodkind"
@@ -117,16 +119,20 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 	}
 	for i := range cfg.Fanout {
 		g := &cfg.Fanout[i]
+		if g.MembersFrom != "" {
+			t, err := p.discoveredGroup(g, o, log)
+			if err != nil {
+				return err
+			}
+			terminals["fanout:"+g.Name] = t
+			continue
+		}
 		var members []fanout.Member
 		var conns []grpc.ClientConnInterface
 		for _, m := range g.Members {
-			cc := cluster.Config{Name: g.Name + "/" + m.Name, Target: m.Target, ConnectTimeout: m.ConnectTimeout, MaxMessageSize: m.MaxMessageSize, DialOptions: o.DialOptions, Keepalive: m.Keepalive.params()}
-			if cc.TLS, err = m.TLS.config(); err != nil {
-				return fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
-			}
-			cl, err := cluster.New(cc)
+			cl, err := m.MemberConnection.cluster(g.Name+"/"+m.Name, cluster.Config{Target: m.Target}, o.DialOptions)
 			if err != nil {
-				return err
+				return fmt.Errorf("fanout %s member %s: %w", g.Name, m.Name, err)
 			}
 			p.closers = append(p.closers, cl)
 			p.Clusters = append(p.Clusters, cl)
@@ -237,6 +243,61 @@ func (p *Proxy) filters(fs []Filter, env pipeline.BuildEnv) ([]pipeline.Filter, 
 
 // fanoutConfig is the group's terminal config, without its method kinds
 // (see kinds), so that validating it does no I/O.
+// cluster connects to one fan-out member, named name, at the target or
+// addresses of cc.
+func (mc *MemberConnection) cluster(name string, cc cluster.Config, dialOpts []grpc.DialOption) (*cluster.Cluster, error) {
+	cc.Name = name
+	cc.ConnectTimeout = mc.ConnectTimeout
+	cc.MaxMessageSize = mc.MaxMessageSize
+	cc.DialOptions = dialOpts
+	cc.Keepalive = mc.Keepalive.params()
+	var err error
+	if cc.TLS, err = mc.TLS.config(); err != nil {
+		return nil, err
+	}
+	return cluster.New(cc)
+}
+
+// discoveredGroup builds a fan-out group whose members come from the
+// resolver target g.MembersFrom. Each member found gets its own connection
+// to its one address (never re-resolved); the watcher is closed with the
+// proxy, and a member's connection when the last call using it ends.
+func (p *Proxy) discoveredGroup(g *FanoutGroup, o Options, log *slog.Logger) (*fanout.Terminal, error) {
+	dial := func(a resolver.Address) (discovery.Conn, error) {
+		name := discovery.Name(a)
+		if name == "" {
+			name = a.Addr
+		}
+		cl, err := g.Member.cluster(g.Name+"/"+name, cluster.Config{Addresses: []string{a.Addr}}, o.DialOptions)
+		if err != nil {
+			return nil, err
+		}
+		return clusterConn{cl.Conn(), cl}, nil
+	}
+	opts := []discovery.Option{discovery.WithLogger(log.With(slog.String("fanout", g.Name)))}
+	if g.Refresh > 0 {
+		opts = append(opts, discovery.WithRefresh(g.Refresh))
+	}
+	m, err := discovery.Watch(g.MembersFrom, dial, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("fanout %s: members_from: %w", g.Name, err)
+	}
+	p.closers = append(p.closers, m)
+	src := fanout.Discovered(m)
+	fc := g.fanoutConfig()
+	if fc.Kinds, err = g.kinds([]grpc.ClientConnInterface{fanout.AnyMember(src)}); err != nil {
+		return nil, fmt.Errorf("fanout %s: %w", g.Name, err)
+	}
+	return fanout.NewDynamic(src, fc)
+}
+
+// clusterConn is a discovered member's connection: calls go to the
+// cluster's ClientConn, Close closes the cluster.
+type clusterConn struct {
+	grpc.ClientConnInterface
+	io.Closer
+}
+
 func (g *FanoutGroup) fanoutConfig() fanout.Config {
 	return fanout.Config{
 		Name: g.Name, NodesKey: g.NodesKey, MaxTargets: g.MaxTargets, MaxResponseSize: g.MaxResponseSize,

@@ -149,7 +149,21 @@ type FanoutGroup struct {
 	// Name is how routes refer to the group.
 	Name string `yaml:"name"`
 	// Members are the group's upstreams, in default target order.
+	// Exclusive with MembersFrom.
 	Members []Member `yaml:"members"`
+	// MembersFrom takes the members from a grpc resolver target instead:
+	// "dns:///nodes.example.svc:50000" (every address of a Kubernetes
+	// headless Service is a member, named by its address) or
+	// "file:///etc/manifold/nodes" (one name=host:port per line, re-read
+	// every second; "?interval=5s" to change). Members come and go at run
+	// time; they are ordered by name.
+	MembersFrom string `yaml:"members_from"`
+	// Member holds the connection settings of every member MembersFrom
+	// finds.
+	Member MemberConnection `yaml:"member"`
+	// Refresh is how often the MembersFrom resolver is asked to resolve
+	// again. Default 30s.
+	Refresh time.Duration `yaml:"refresh"`
 	// Kinds tell unary from streaming methods, first match wins.
 	Kinds methodkind.Patterns `yaml:"kinds"`
 	// Protoset is a descriptor set file telling method kinds.
@@ -182,16 +196,23 @@ type Member struct {
 	Name string `yaml:"name"`
 	// Target is the member's grpc target URI or host:port.
 	Target string `yaml:"target"`
-	// ConnectTimeout, MaxMessageSize, TLS: as for clusters.
-	ConnectTimeout time.Duration    `yaml:"connect_timeout"`
-	MaxMessageSize int              `yaml:"max_message_size"`
-	TLS            *ClientTLS       `yaml:"tls"`
-	Keepalive      *ClientKeepalive `yaml:"keepalive"`
+	// MemberConnection: connect_timeout, max_message_size, tls and
+	// keepalive, as for clusters.
+	MemberConnection `yaml:",inline"`
 	// Required makes /readyz wait for this member to connect. By default
 	// members are optional: a fan-out answers with an error item for a
 	// member that is down, so one down machine must not take the proxy out
 	// of its load balancer.
 	Required bool `yaml:"required"`
+}
+
+// MemberConnection are the settings of a fan-out member's connection, as
+// for clusters.
+type MemberConnection struct {
+	ConnectTimeout time.Duration    `yaml:"connect_timeout"`
+	MaxMessageSize int              `yaml:"max_message_size"`
+	TLS            *ClientTLS       `yaml:"tls"`
+	Keepalive      *ClientKeepalive `yaml:"keepalive"`
 }
 
 // Route sends matching calls through its filters to its terminal.

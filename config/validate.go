@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/discovery"
 	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/methodkind"
 )
@@ -73,6 +74,7 @@ func (d *decoder) validate(c *Config) {
 		for j, m := range g.Members {
 			clientKeepalive(fmt.Sprintf("fanout[%d].members[%d].keepalive", i, j), m.Keepalive)
 		}
+		clientKeepalive(fmt.Sprintf("fanout[%d].member.keepalive", i), g.Member.Keepalive)
 	}
 
 	clusters := map[string]bool{}
@@ -100,8 +102,19 @@ func (d *decoder) validate(c *Config) {
 			at(p+".name", "%q is used twice", g.Name)
 		}
 		groups[g.Name] = true
-		if len(g.Members) == 0 {
-			at(p+".members", "at least one member is required")
+		switch {
+		case g.MembersFrom != "" && len(g.Members) > 0:
+			at(p+".members_from", "exclusive with members")
+		case g.MembersFrom != "":
+			if err := discovery.Check(g.MembersFrom); err != nil {
+				at(p+".members_from", "%v", err)
+			}
+			d.clientTLS(p+".member.tls", g.Member.TLS)
+		case len(g.Members) == 0:
+			at(p+".members", "at least one member is required, or members_from")
+		}
+		if g.Refresh < 0 {
+			at(p+".refresh", "must not be negative")
 		}
 		names := map[string]bool{}
 		for j, m := range g.Members {
@@ -138,7 +151,7 @@ func (d *decoder) validate(c *Config) {
 				d.locate(p, line)
 			}
 		}
-		if g.Policy.Mode == fanout.Quorum && g.Policy.Quorum > len(g.Members) {
+		if g.Policy.Mode == fanout.Quorum && g.MembersFrom == "" && g.Policy.Quorum > len(g.Members) {
 			at(p+".policy", "quorum of %d can never be reached with %d members", g.Policy.Quorum, len(g.Members))
 		}
 		for j, m := range g.Members {

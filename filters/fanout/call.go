@@ -21,6 +21,7 @@ import (
 // goroutines per upstream, and the merger on the handler's goroutine.
 type fanCall struct {
 	t    *Terminal
+	set  *memberSet // the members this call acquired
 	call *pipeline.Call
 	down pipeline.ServerStream
 	kind methodkind.Kind
@@ -38,10 +39,10 @@ type fanCall struct {
 	reqErr error // why the request side ended the call, if it did
 }
 
-func newFanCall(t *Terminal, call *pipeline.Call, down pipeline.ServerStream, targets []int, kind methodkind.Kind) *fanCall {
+func newFanCall(t *Terminal, set *memberSet, call *pipeline.Call, down pipeline.ServerStream, targets []int, kind methodkind.Kind) *fanCall {
 	ctx, cancel := context.WithCancel(down.Context())
 	c := &fanCall{
-		t: t, call: call, down: down, kind: kind,
+		t: t, set: set, call: call, down: down, kind: kind,
 		ctx: ctx, cancel: cancel,
 		events:   make(chan event),
 		finished: make(chan struct{}),
@@ -50,7 +51,7 @@ func newFanCall(t *Terminal, call *pipeline.Call, down pipeline.ServerStream, ta
 	deadline, hasDeadline := t.upstreamDeadline(ctx)
 	for _, m := range targets {
 		u := &upstream{
-			c: c, member: m, name: t.members[m].Name,
+			c: c, member: m, name: set.members[m].Name,
 			queue: make(chan mem.BufferSlice, t.cfg.QueueSize),
 			gone:  make(chan struct{}),
 			ack:   make(chan struct{}, 1),

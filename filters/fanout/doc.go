@@ -10,6 +10,22 @@
 // the call with INVALID_ARGUMENT naming it, so a client can never make the
 // proxy dial an address. The header is removed before forwarding.
 //
+// # Members from a resolver
+//
+// [New] takes a fixed member list. [NewDynamic] takes a [MemberSource]
+// instead, usually [Discovered] over a [discovery.Members] that follows a
+// grpc-go resolver target ("dns:///nodes.example.svc:50000" for a
+// Kubernetes headless Service, "file:///etc/manifold/nodes" for a watched
+// file of name=address lines). Each call acquires the current members once
+// and keeps them to its end: members that join serve new calls, and a member
+// that leaves keeps serving the calls that have it; its connection closes
+// when the last of them ends. Member names come from the resolver (the
+// file's names, or the address, "10.0.0.5:50000", for DNS), and are what the
+// nodes header selects and the spliced hostname holds. A call that finds no
+// member ends with UNAVAILABLE: "fanout GROUP: no members (resolver TARGET:
+// LAST ERROR)". Method kinds, unless configured, come from the reflection of
+// one current member ([AnyMember]).
+//
 // # Opening
 //
 // All upstream streams open at once, each in its own goroutine. Each gets the

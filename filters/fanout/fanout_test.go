@@ -9,12 +9,18 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/resolver/dns"
 
 	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/internal/clusterpb"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// TestDNSMembers re-resolves as soon as it asks; grpc-go's default
+	// waits 30s between resolutions.
+	dns.SetMinResolutionInterval(time.Millisecond)
+	goleak.VerifyTestMain(m)
+}
 
 // TestAllKinds runs every call kind against 1, 3 and 16 members and checks
 // that each member's answer is there, tagged with its name, in member order.

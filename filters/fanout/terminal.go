@@ -30,17 +30,51 @@ type Member struct {
 // Terminal sends each call to many members and merges their answers. It is
 // safe for concurrent use.
 type Terminal struct {
-	members []Member
-	byName  map[string]int
-	cfg     Config
-	kinds   methodkind.Resolver
-	// mdFields[i] is member i's metadata field (hostname only), appended
-	// as is to every streamed message it answers.
-	mdFields [][]byte
-	stats    stats
+	// static is the member set of a group made with New; nil for one made
+	// with NewDynamic, whose calls each acquire theirs from source.
+	static *memberSet
+	source MemberSource
+	// cache is what was derived from the source's last set, reused while
+	// the version stays.
+	cache atomic.Pointer[memberSet]
+	cfg   Config
+	kinds methodkind.Resolver
+	stats stats
 	// policyText is the policy as observers see it: "all", "first",
 	// "quorum:2", with "+fail_fast" when set.
 	policyText string
+}
+
+// memberSet is the members one call goes to, with what the terminal derives
+// from them. It is immutable.
+type memberSet struct {
+	version uint64
+	members []Member
+	byName  map[string]int
+	// mdFields[i] is member i's metadata field (hostname only), appended
+	// as is to every streamed message it answers.
+	mdFields [][]byte
+}
+
+// newMemberSet checks members and derives the set's lookups.
+func newMemberSet(members []Member, layout metadata.Layout) (*memberSet, error) {
+	s := &memberSet{members: append([]Member(nil), members...), byName: make(map[string]int, len(members))}
+	for i, m := range members {
+		switch {
+		case m.Name == "":
+			return nil, fmt.Errorf("members[%d]: name: required", i)
+		case strings.ContainsAny(m.Name, ", \t"):
+			return nil, fmt.Errorf("members[%d]: name %q must not contain commas or spaces", i, m.Name)
+		case m.Conn == nil:
+			return nil, fmt.Errorf("members[%d] (%s): connection: required", i, m.Name)
+		}
+		if _, dup := s.byName[m.Name]; dup {
+			return nil, fmt.Errorf("members[%d]: name %q is used twice", i, m.Name)
+		}
+		s.byName[m.Name] = i
+		s.mdFields = append(s.mdFields, metadata.AppendMetadataField(nil, metadata.Metadata{Hostname: m.Name}, layout))
+	}
+	return s, nil
 }
 
 // PolicyKey holds, for a fanned-out call, the group's policy in text form
@@ -51,46 +85,101 @@ var PolicyKey = pipeline.NewKey[string]("fanout.policy")
 // New returns a terminal over members, in that order (the default target
 // order).
 func New(members []Member, cfg Config) (*Terminal, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("fanout: %w", err)
+	t, err := newTerminal(cfg)
+	if err != nil {
+		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	if len(members) == 0 {
 		return nil, errors.New("fanout: members: at least one is required")
 	}
-	t := &Terminal{members: append([]Member(nil), members...), byName: map[string]int{}, cfg: cfg}
-	conns := make([]grpc.ClientConnInterface, 0, len(members))
+	if t.static, err = newMemberSet(members, t.cfg.Layout); err != nil {
+		return nil, fmt.Errorf("fanout: %w", err)
+	}
+	conns := make([]grpc.ClientConnInterface, len(members))
 	for i, m := range members {
-		switch {
-		case m.Name == "":
-			return nil, fmt.Errorf("fanout: members[%d]: name: required", i)
-		case strings.ContainsAny(m.Name, ", \t"):
-			return nil, fmt.Errorf("fanout: members[%d]: name %q must not contain commas or spaces", i, m.Name)
-		case m.Conn == nil:
-			return nil, fmt.Errorf("fanout: members[%d] (%s): connection: required", i, m.Name)
-		}
-		if _, dup := t.byName[m.Name]; dup {
-			return nil, fmt.Errorf("fanout: members[%d]: name %q is used twice", i, m.Name)
-		}
-		t.byName[m.Name] = i
-		t.mdFields = append(t.mdFields, metadata.AppendMetadataField(nil, metadata.Metadata{Hostname: m.Name}, cfg.Layout))
-		conns = append(conns, m.Conn)
+		conns[i] = m.Conn
 	}
-	t.policyText = cfg.Policy.String()
-	if cfg.FailFast {
-		t.policyText += "+fail_fast"
-	}
-	t.kinds = cfg.Kinds
 	if t.kinds == nil {
 		t.kinds = methodkind.NewReflection(conns)
 	}
 	return t, nil
 }
 
-// Members returns the members' names in order.
+// NewDynamic returns a terminal whose members come from source, call by
+// call: each call acquires the current members once, keeps them until it
+// ends, then releases them. A call that finds no member ends with
+// UNAVAILABLE. Unless cfg.Kinds is set, method kinds come from the server
+// reflection of a current member ([AnyMember]).
+func NewDynamic(source MemberSource, cfg Config) (*Terminal, error) {
+	if source == nil {
+		return nil, errors.New("fanout: a member source is required")
+	}
+	t, err := newTerminal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.source = source
+	if t.kinds == nil {
+		t.kinds = methodkind.NewReflection([]grpc.ClientConnInterface{AnyMember(source)})
+	}
+	return t, nil
+}
+
+func newTerminal(cfg Config) (*Terminal, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	t := &Terminal{cfg: cfg, kinds: cfg.Kinds}
+	t.policyText = cfg.Policy.String()
+	if cfg.FailFast {
+		t.policyText += "+fail_fast"
+	}
+	return t, nil
+}
+
+// acquire returns the members of one call and the function that releases
+// them, to be called once when the call no longer uses their connections.
+func (t *Terminal) acquire(ctx context.Context) (*memberSet, func(), error) {
+	if t.static != nil {
+		return t.static, func() {}, nil
+	}
+	set, release, err := t.source.Acquire(ctx)
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, nil, err
+		}
+		return nil, nil, status.Errorf(codes.Unavailable, "fanout %s: %v", t.cfg.Name, err)
+	}
+	if len(set.Members) == 0 {
+		release()
+		return nil, nil, status.Errorf(codes.Unavailable, "fanout %s: no members", t.cfg.Name)
+	}
+	if c := t.cache.Load(); c != nil && c.version == set.Version {
+		return c, release, nil
+	}
+	s, err := newMemberSet(set.Members, t.cfg.Layout)
+	if err != nil {
+		release()
+		return nil, nil, status.Errorf(codes.Unavailable, "fanout %s: %v", t.cfg.Name, err)
+	}
+	s.version = set.Version
+	t.cache.Store(s)
+	return s, release, nil
+}
+
+// Members returns the members' names in order: for a group made with
+// NewDynamic, those current now (none while unknown).
 func (t *Terminal) Members() []string {
-	names := make([]string, len(t.members))
-	for i, m := range t.members {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // never wait for a source
+	s, release, err := t.acquire(ctx)
+	if err != nil {
+		return nil
+	}
+	defer release()
+	names := make([]string, len(s.members))
+	for i, m := range s.members {
 		names[i] = m.Name
 	}
 	return names
@@ -101,7 +190,13 @@ func (t *Terminal) Touches() pipeline.Touch { return pipeline.TouchTerminalMessa
 
 // Serve fans one call out.
 func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error {
-	targets, err := t.targets(call)
+	set, release, err := t.acquire(down.Context())
+	if err != nil {
+		return err
+	}
+	// Every path out, a panic included, releases the members exactly once.
+	defer release()
+	targets, err := t.targets(call, set)
 	if err != nil {
 		return err
 	}
@@ -113,20 +208,20 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 		return status.Errorf(codes.InvalidArgument, "fanout: quorum of %d can never be reached with %d targets", p.Quorum, len(targets))
 	}
 	PolicyKey.Set(call, t.policyText)
-	c := newFanCall(t, call, down, targets, kind)
+	c := newFanCall(t, set, call, down, targets, kind)
 	return c.run()
 }
 
 // targets returns the members a call goes to, in order, and removes the
 // selecting header from the outbound metadata.
-func (t *Terminal) targets(call *pipeline.Call) ([]int, error) {
+func (t *Terminal) targets(call *pipeline.Call, set *memberSet) ([]int, error) {
 	vals := call.Header.Get(t.cfg.NodesKey)
 	delete(call.Header, t.cfg.NodesKey)
 	if len(vals) == 0 {
-		if len(t.members) > t.cfg.MaxTargets {
-			return nil, status.Errorf(codes.InvalidArgument, "fanout: the group has %d members, more than the limit of %d targets per call; name the targets in %q", len(t.members), t.cfg.MaxTargets, t.cfg.NodesKey)
+		if len(set.members) > t.cfg.MaxTargets {
+			return nil, status.Errorf(codes.InvalidArgument, "fanout: the group has %d members, more than the limit of %d targets per call; name the targets in %q", len(set.members), t.cfg.MaxTargets, t.cfg.NodesKey)
 		}
-		all := make([]int, len(t.members))
+		all := make([]int, len(set.members))
 		for i := range all {
 			all[i] = i
 		}
@@ -140,7 +235,7 @@ func (t *Terminal) targets(call *pipeline.Call) ([]int, error) {
 			if name == "" {
 				continue
 			}
-			i, ok := t.byName[name]
+			i, ok := set.byName[name]
 			if !ok {
 				return nil, status.Errorf(codes.InvalidArgument, "fanout: %q is not a member of this group", truncate(name, 64))
 			}

@@ -121,7 +121,7 @@ func (u *upstream) run() {
 	}
 }
 
-func (u *upstream) member0() grpc.ClientConnInterface { return u.c.t.members[u.member].Conn }
+func (u *upstream) member0() grpc.ClientConnInterface { return u.c.set.members[u.member].Conn }
 
 // send copies request frames from the queue to the upstream, and
 // half-closes it when the client did.

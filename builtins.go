@@ -4,6 +4,7 @@ package manifold
 // binary imports these and its own filter packages the same way.
 import (
 	_ "github.com/manifold-grpc/manifold/filters/auth"
+	_ "github.com/manifold-grpc/manifold/filters/clientcert"
 	_ "github.com/manifold-grpc/manifold/filters/logging"
 	_ "github.com/manifold-grpc/manifold/filters/metadata"
 	_ "github.com/manifold-grpc/manifold/filters/tracing"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ type flags struct {
 	connectTimeout time.Duration
 	drainTimeout   time.Duration
 	maxMessageSize int
+	maxStreams     uint
+	maxHeaderList  uint
 	forwardedFor   bool
 	logLevel       slog.Level
 	logFormat      string
@@ -55,6 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", cluster.DefaultConnectTimeout, "bound on one connection attempt to the upstream")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long calls in flight may take to finish before they are cancelled")
 	fs.IntVar(&f.maxMessageSize, "max-message-size", server.DefaultMaxMessageSize, "largest message, in `bytes`, accepted and sent each way")
+	fs.UintVar(&f.maxStreams, "max-concurrent-streams", server.DefaultMaxConcurrentStreams, "most calls one client connection may have open at once; 0 = no limit")
+	fs.UintVar(&f.maxHeaderList, "max-header-list-size", server.DefaultMaxHeaderListSize, "largest request header list, in `bytes` as HTTP/2 counts them")
 	fs.BoolVar(&f.forwardedFor, "x-forwarded-for", true, "append the client's address to the x-forwarded-for request header")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
@@ -230,6 +235,8 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, read
 		server.WithLogger(log),
 		server.WithMaxMessageSize(f.maxMessageSize, f.maxMessageSize),
 		server.WithForwardedFor(f.forwardedFor),
+		server.WithMaxConcurrentStreams(uint32(min(f.maxStreams, math.MaxUint32))),
+		server.WithMaxHeaderListSize(uint32(min(f.maxHeaderList, math.MaxUint32))),
 		server.WithCloser(closers...),
 	)...)
 	if err != nil {

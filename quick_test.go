@@ -88,6 +88,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--upstream", "x:1", "extra"}, 2, "unexpected arguments"},
 		{[]string{"--upstream", "x:1", "--log-format", "xml"}, 2, "not text or json"},
 		{[]string{"--nope"}, 2, "flag provided but not defined"},
+		{[]string{"--upstream", "x:1", "--max-header-list-size", "0"}, 1, "max header list size must be positive"},
 		{[]string{"--upstream", "x:1", "--listen", "256.0.0.1:1"}, 1, "manifold stopped"},
 		{[]string{"--config", "m.yaml", "--listen", "127.0.0.1:1", "--admin", "x"}, 2, "--admin, --listen: quick-mode flags"},
 	} {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
@@ -56,7 +58,8 @@ type Config struct {
 	// reconnect backoff). Default 5s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// TLS, when set, secures the connections to the upstream; nil means
-	// plaintext.
+	// plaintext. The cluster uses a copy whose MinVersion is at least TLS
+	// 1.2, whatever this one says.
 	TLS *tls.Config `yaml:"-"`
 	// Keepalive, when set, sends HTTP/2 pings on idle connections.
 	Keepalive *keepalive.ClientParameters `yaml:"-"`
@@ -64,6 +67,22 @@ type Config struct {
 	// upstream, in bytes. Default 64 MiB, the server's default; keep the two
 	// equal so that the proxy refuses nothing one side accepts.
 	MaxMessageSize int `yaml:"max_message_size"`
+	// CircuitBreakers limit the calls in flight to the upstream. Default:
+	// no limit.
+	CircuitBreakers CircuitBreakers `yaml:"circuit_breakers"`
+	// Retry retries failed calls to the methods it names, which must be
+	// idempotent. Default: no retries (besides grpc-go's transparent
+	// retry of attempts the upstream never received).
+	Retry []RetryPolicy `yaml:"retry"`
+	// RetryThrottling, when set, stops retries while many calls fail.
+	RetryThrottling *RetryThrottling `yaml:"retry_throttling"`
+	// RetryBufferSize is how many request bytes a call keeps for replaying
+	// to a retry attempt, in bytes; a call that sends more is not retried
+	// after that. Default 256 KiB (grpc-go's default).
+	RetryBufferSize int `yaml:"retry_buffer_size"`
+	// MeterProvider receives the cluster's metrics (the circuit breakers'
+	// overflow counter). Default: otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider `yaml:"-"`
 	// DialOptions are appended to the options Manifold sets, and win over
 	// them.
 	DialOptions []grpc.DialOption `yaml:"-"`
@@ -94,14 +113,24 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("cluster %q: load_balancing: unknown policy %q (want round_robin or pick_first)", c.Name, c.LoadBalancing)
 	}
+	if c.TLS != nil && c.TLS.MaxVersion != 0 && c.TLS.MaxVersion < tls.VersionTLS12 {
+		return fmt.Errorf("cluster %q: tls: MaxVersion %s is below TLS 1.2, the least the cluster allows", c.Name, tls.VersionName(c.TLS.MaxVersion))
+	}
+	if err := c.CircuitBreakers.validate(); err != nil {
+		return fmt.Errorf("cluster %q: %w", c.Name, err)
+	}
+	if err := validateRetry(c.Retry, c.RetryThrottling, c.RetryBufferSize); err != nil {
+		return fmt.Errorf("cluster %q: %w", c.Name, err)
+	}
 	return nil
 }
 
 // Cluster is one upstream: a shared client connection. It is safe for
 // concurrent use.
 type Cluster struct {
-	name string
-	conn *grpc.ClientConn
+	name    string
+	conn    *grpc.ClientConn
+	breaker *breaker // nil without circuit breaker limits
 
 	// Readiness watching, started by WatchReady.
 	watchOnce sync.Once
@@ -127,7 +156,11 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
+		creds = credentials.NewTLS(minTLS12(cfg.TLS))
+	}
+	callOpts := []grpc.CallOption{grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)}
+	if cfg.RetryBufferSize > 0 {
+		callOpts = append(callOpts, grpc.MaxRetryRPCBufferSize(cfg.RetryBufferSize))
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -135,7 +168,21 @@ func New(cfg Config) (*Cluster, error) {
 			Backoff:           backoff.DefaultConfig,
 			MinConnectTimeout: timeout,
 		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
+		grpc.WithDefaultCallOptions(callOpts...),
+	}
+	var b *breaker
+	if cfg.CircuitBreakers.enabled() {
+		mp := cfg.MeterProvider
+		if mp == nil {
+			mp = otel.GetMeterProvider()
+		}
+		var err error
+		if b, err = newBreaker(cfg.Name, cfg.CircuitBreakers, mp); err != nil {
+			return nil, fmt.Errorf("cluster %q: %w", cfg.Name, err)
+		}
+		// Chained before the chained interceptors of DialOptions, so that
+		// they see every call first.
+		opts = append(opts, grpc.WithChainStreamInterceptor(b.stream), grpc.WithChainUnaryInterceptor(b.unary))
 	}
 	if cfg.Keepalive != nil {
 		opts = append(opts, grpc.WithKeepaliveParams(*cfg.Keepalive))
@@ -157,15 +204,28 @@ func New(cfg Config) (*Cluster, error) {
 			lb = "round_robin"
 		}
 	}
-	if lb != "" {
-		opts = append(opts, grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, lb)))
+	sc, err := serviceConfig(lb, cfg.Retry, cfg.RetryThrottling)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: %w", cfg.Name, err)
+	}
+	if sc != "" {
+		opts = append(opts, grpc.WithDefaultServiceConfig(sc))
 	}
 	opts = append(opts, cfg.DialOptions...)
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", cfg.Name, err)
 	}
-	return &Cluster{name: cfg.Name, conn: conn}, nil
+	return &Cluster{name: cfg.Name, conn: conn, breaker: b}, nil
+}
+
+// minTLS12 returns a copy of tc that allows no TLS version below 1.2.
+func minTLS12(tc *tls.Config) *tls.Config {
+	tc = tc.Clone()
+	if tc.MinVersion < tls.VersionTLS12 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	return tc
 }
 
 // Name returns the cluster's name.

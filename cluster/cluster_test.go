@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"crypto/tls"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,6 +38,13 @@ func TestValidate(t *testing.T) {
 		{"round_robin", cluster.Config{Name: "c", Target: "backend:9090", LoadBalancing: "round_robin"}, ""},
 		{"pick_first", cluster.Config{Name: "c", Addresses: []string{"a:1"}, LoadBalancing: "pick_first"}, ""},
 		{"timeout", cluster.Config{Name: "c", Target: "backend:9090", ConnectTimeout: time.Second}, ""},
+		{"circuit breakers", cluster.Config{Name: "c", Target: "backend:9090", CircuitBreakers: cluster.CircuitBreakers{MaxRequests: 100, MaxPending: 10}}, ""},
+		{"retry with defaults", cluster.Config{Name: "c", Target: "backend:9090", Retry: []cluster.RetryPolicy{{Methods: []string{"/a.B/M", "c.D"}}}}, ""},
+		{"retry in full", cluster.Config{Name: "c", Addresses: []string{"a:1"}, RetryBufferSize: 1 << 20, Retry: []cluster.RetryPolicy{
+			{Methods: []string{"a.B"}, MaxAttempts: 5, InitialBackoff: 250 * time.Millisecond, MaxBackoff: 1500 * time.Millisecond, BackoffMultiplier: 1.5, RetryableStatusCodes: []string{"unavailable", "RESOURCE_EXHAUSTED", "Aborted"}},
+			{Methods: []string{"/a.B/M"}, MaxAttempts: 2, InitialBackoff: 2 * time.Second},
+		}, RetryThrottling: &cluster.RetryThrottling{MaxTokens: 1000, TokenRatio: 0.001}}, ""},
+		{"tls max 1.3", cluster.Config{Name: "c", Target: "backend:9090", TLS: &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS13}}, ""},
 
 		{"missing name", cluster.Config{Target: "backend:9090"}, "name: required"},
 		{"neither target nor addresses", cluster.Config{Name: "c"}, `cluster "c": one of target and addresses is required`},
@@ -48,6 +57,33 @@ func TestValidate(t *testing.T) {
 		{"address ipv6 without brackets", cluster.Config{Name: "c", Addresses: []string{"::1:9090"}}, "addresses[0]"},
 		{"bad lb policy", cluster.Config{Name: "c", Target: "backend:9090", LoadBalancing: "random"}, `load_balancing: unknown policy "random"`},
 		{"negative timeout", cluster.Config{Name: "c", Target: "backend:9090", ConnectTimeout: -time.Second}, "connect_timeout: must not be negative"},
+		{"tls max below 1.2", cluster.Config{Name: "c", Target: "b:1", TLS: &tls.Config{MaxVersion: tls.VersionTLS11}}, `cluster "c": tls: MaxVersion TLS 1.1 is below TLS 1.2`},
+		{"negative max_requests", cluster.Config{Name: "c", Target: "b:1", CircuitBreakers: cluster.CircuitBreakers{MaxRequests: -1}}, `cluster "c": circuit_breakers.max_requests: must not be negative`},
+		{"negative max_pending", cluster.Config{Name: "c", Target: "b:1", CircuitBreakers: cluster.CircuitBreakers{MaxPending: -1}}, "circuit_breakers.max_pending: must not be negative"},
+		{"retry without methods", retryConfig(cluster.RetryPolicy{}), `cluster "c": retry[0].methods: at least one method or service is required`},
+		{"retry empty method", retryConfig(cluster.RetryPolicy{Methods: []string{""}}), `retry[0].methods[0]: "" is not a service name`},
+		{"retry method without name", retryConfig(cluster.RetryPolicy{Methods: []string{"/a.B"}}), `retry[0].methods[0]: "/a.B" is not /pkg.Service/Method`},
+		{"retry method with empty service", retryConfig(cluster.RetryPolicy{Methods: []string{"/a.B/M", "//M"}}), `retry[0].methods[1]: "//M" is not /pkg.Service/Method`},
+		{"retry method too long", retryConfig(cluster.RetryPolicy{Methods: []string{"/a.B/M/x"}}), `"/a.B/M/x" is not /pkg.Service/Method`},
+		{"retry method without slash", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B/M"}}), `"a.B/M" is not a service name (pkg.Service) or /pkg.Service/Method`},
+		{"retry wildcard", retryConfig(cluster.RetryPolicy{Methods: []string{"*"}}), `"*" is not a method or service name`},
+		{"retry method twice", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}}, cluster.RetryPolicy{Methods: []string{"/a.B/M", "a.B"}}), `retry[1].methods[1]: "a.B" is already in retry[0]`},
+		{"retry one attempt", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, MaxAttempts: 1}), "retry[0].max_attempts: must be 2 to 5, not 1"},
+		{"retry six attempts", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, MaxAttempts: 6}), "retry[0].max_attempts: must be 2 to 5, not 6"},
+		{"retry negative initial_backoff", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, InitialBackoff: -1}), "retry[0].initial_backoff: must not be negative"},
+		{"retry negative max_backoff", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, MaxBackoff: -1}), "retry[0].max_backoff: must not be negative"},
+		{"retry max_backoff below initial", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, InitialBackoff: time.Second, MaxBackoff: time.Millisecond}), "retry[0].max_backoff: 1ms is less than initial_backoff 1s"},
+		{"retry negative multiplier", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, BackoffMultiplier: -2}), "retry[0].backoff_multiplier: must be a positive number"},
+		{"retry NaN multiplier", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, BackoffMultiplier: math.NaN()}), "retry[0].backoff_multiplier: must be a positive number"},
+		{"retry unknown code", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, RetryableStatusCodes: []string{"UNAVAILABLE", "UNAVAILBLE"}}), `retry[0].retryable_status_codes[1]: "UNAVAILBLE" is not a status code name`},
+		{"retry code number", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, RetryableStatusCodes: []string{"14"}}), `retry[0].retryable_status_codes[0]: "14" is not a status code name`},
+		{"retry empty code", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, RetryableStatusCodes: []string{""}}), `retry[0].retryable_status_codes[0]: "" is not a status code name`},
+		{"retry OK", retryConfig(cluster.RetryPolicy{Methods: []string{"a.B"}, RetryableStatusCodes: []string{"ok"}}), "retry[0].retryable_status_codes[0]: OK is not an error"},
+		{"throttling without tokens", cluster.Config{Name: "c", Target: "b:1", RetryThrottling: &cluster.RetryThrottling{TokenRatio: 0.1}}, "retry_throttling.max_tokens: must be 1 to 1000, not 0"},
+		{"throttling too many tokens", cluster.Config{Name: "c", Target: "b:1", RetryThrottling: &cluster.RetryThrottling{MaxTokens: 1001, TokenRatio: 0.1}}, "retry_throttling.max_tokens: must be 1 to 1000, not 1001"},
+		{"throttling without ratio", cluster.Config{Name: "c", Target: "b:1", RetryThrottling: &cluster.RetryThrottling{MaxTokens: 10}}, "retry_throttling.token_ratio: must be at least 0.001"},
+		{"throttling ratio too fine", cluster.Config{Name: "c", Target: "b:1", RetryThrottling: &cluster.RetryThrottling{MaxTokens: 10, TokenRatio: 0.0001}}, "retry_throttling.token_ratio: must be at least 0.001"},
+		{"negative retry buffer", cluster.Config{Name: "c", Target: "b:1", RetryBufferSize: -1}, "retry_buffer_size: must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,6 +111,11 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// retryConfig returns a valid cluster config with the given retry policies.
+func retryConfig(policies ...cluster.RetryPolicy) cluster.Config {
+	return cluster.Config{Name: "c", Target: "backend:9090", Retry: policies}
 }
 
 // countingBackend starts a backend that counts its unary calls.

@@ -8,4 +8,27 @@
 // fed to grpc-go's own resolver and balancer machinery (round_robin by
 // default). A client can never make the proxy dial an address: only targets
 // in a cluster's config are ever dialed.
+//
+// # Circuit breakers
+//
+// [CircuitBreakers] bound the calls in flight to a cluster and the calls
+// waiting for a connection, with grpc client interceptors on the
+// connection. A call past a limit fails at once with UNAVAILABLE and is
+// counted in the [OverflowMetric] counter. The slot of a call is given
+// back when grpc-go finishes its stream (reported through
+// [grpc.OnFinish]), so every way a stream ends releases it exactly once.
+//
+// # Retries
+//
+// [RetryPolicy] entries become the retryPolicy of methodConfig entries in
+// the connection's default service config: grpc-go retries, with its own
+// backoff, throttling ([RetryThrottling]) and replay buffer. Retry only
+// idempotent methods. A resolver that supplies its own service config
+// (DNS TXT records, xDS) replaces the default one, retries included, as
+// grpc-go always does. Hedging is not available: grpc-go does not
+// implement it.
+//
+// # TLS
+//
+// [Config.TLS] is used with TLS 1.2 at least, whatever its MinVersion.
 package cluster

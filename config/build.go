@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -102,7 +103,7 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 
 	terminals := map[string]pipeline.Handler{}
 	for _, c := range cfg.Clusters {
-		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize, DialOptions: o.DialOptions, Keepalive: c.Keepalive.params()}
+		cc := cluster.Config{Name: c.Name, Target: c.Target, Addresses: c.Addresses, LoadBalancing: c.LoadBalancing, ConnectTimeout: c.ConnectTimeout, MaxMessageSize: c.MaxMessageSize, CircuitBreakers: c.CircuitBreakers, Retry: c.Retry, RetryThrottling: c.RetryThrottling, RetryBufferSize: c.RetryBufferSize, DialOptions: o.DialOptions, Keepalive: c.Keepalive.params()}
 		if cc.TLS, err = c.TLS.config(); err != nil {
 			return fmt.Errorf("clusters %s: %w", c.Name, err)
 		}
@@ -202,20 +203,40 @@ func (p *Proxy) newServers(cfg *Config, o Options) error {
 		if l.Keepalive != nil {
 			opts = append(opts, server.WithKeepalive(l.Keepalive.params()))
 		}
+		if l.MaxConcurrentStreams != nil {
+			opts = append(opts, server.WithMaxConcurrentStreams(*l.MaxConcurrentStreams))
+		}
+		if l.MaxHeaderListSize > 0 {
+			opts = append(opts, server.WithMaxHeaderListSize(l.MaxHeaderListSize))
+		}
+		var certs *server.CertReloader
 		if l.TLS != nil {
-			tc, err := l.TLS.config()
-			if err != nil {
-				return fmt.Errorf("listener %s: %w", l.Address, err)
+			var err error
+			if certs, err = l.TLS.reloader(log.With(slog.String("listener", l.Address))); err != nil {
+				return p.stopServers(fmt.Errorf("listener %s: %w", l.Address, err))
 			}
-			opts = append(opts, server.WithTLS(tc))
+			opts = append(opts, server.WithTLS(certs.TLSConfig()), server.WithCloser(certs))
 		}
 		srv, err := server.New(p.Handler, opts...)
 		if err != nil {
-			return err
+			if certs != nil {
+				_ = certs.Close()
+			}
+			return p.stopServers(err)
 		}
 		p.Servers = append(p.Servers, srv)
 	}
 	return nil
+}
+
+// stopServers stops the servers made so far, never served, so that what
+// they hold (certificate reloaders) is released, and returns err.
+func (p *Proxy) stopServers(err error) error {
+	for _, s := range p.Servers {
+		_ = s.Shutdown(context.Background())
+	}
+	p.Servers = nil
+	return err
 }
 
 // filters builds a chain's filters, keeping those that hold resources to
@@ -330,20 +351,27 @@ func (g *FanoutGroup) kinds(conns []grpc.ClientConnInterface) (methodkind.Resolv
 	return methodkind.Chain(resolvers...), nil
 }
 
-func (t *ServerTLS) config() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, err
+// reloader loads the listener's certificate files and reloads them when
+// they change.
+func (t *ServerTLS) reloader(log *slog.Logger) (*server.CertReloader, error) {
+	opts := []server.CertOption{server.WithReloadLogger(log)}
+	switch {
+	case t.ReloadInterval < 0:
+		opts = append(opts, server.WithReloadInterval(0))
+	case t.ReloadInterval > 0:
+		opts = append(opts, server.WithReloadInterval(t.ReloadInterval))
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if t.ClientCAFile != "" {
-		pool, err := loadPool(t.ClientCAFile)
+	if t.MinVersion != "" {
+		v, err := server.ParseTLSVersion(t.MinVersion)
 		if err != nil {
 			return nil, err
 		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		opts = append(opts, server.WithMinTLSVersion(v))
 	}
-	return tc, nil
+	if t.ClientAuth == "optional" {
+		opts = append(opts, server.WithClientAuth(tls.VerifyClientCertIfGiven))
+	}
+	return server.NewCertReloader(t.CertFile, t.KeyFile, t.ClientCAFile, opts...)
 }
 
 func (t *ClientTLS) config() (*tls.Config, error) {

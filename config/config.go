@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/filters/metadata"
 	"github.com/manifold-grpc/manifold/methodkind"
@@ -63,6 +64,15 @@ type Listener struct {
 	// Keepalive tunes the server's pings and the policy it enforces on
 	// clients' pings.
 	Keepalive *ServerKeepalive `yaml:"keepalive"`
+	// MaxConcurrentStreams is how many calls one client connection may
+	// have open at once; 0 means no limit. Default 1000. A grpc-go client
+	// at the limit waits for a slot (or its deadline) rather than failing.
+	MaxConcurrentStreams *uint32 `yaml:"max_concurrent_streams"`
+	// MaxHeaderListSize is the largest request header list accepted, in
+	// bytes as HTTP/2 counts them (name + value + 32 per field). Default
+	// 64 KiB. Over it, grpc-go clients fail the call with INTERNAL before
+	// sending it.
+	MaxHeaderListSize uint32 `yaml:"max_header_list_size"`
 }
 
 // ServerKeepalive is a listener's HTTP/2 keepalive.
@@ -100,6 +110,19 @@ type ServerTLS struct {
 	// ClientCAFile, when set, requires and verifies client certificates
 	// signed by these CAs (mutual TLS).
 	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth, with client_ca_file: "require" (default) or "optional"
+	// (clients without a certificate may connect; put the client_cert
+	// filter on the routes that need one).
+	ClientAuth string `yaml:"client_auth"`
+	// MinVersion is the oldest TLS version accepted: "1.2" (default) or
+	// "1.3".
+	MinVersion string `yaml:"min_version"`
+	// ReloadInterval is how often the certificate, key and client CA files
+	// are read again; changed content is used for new connections, and
+	// content that does not load is refused (the old certificate stays and
+	// the error is logged). Default 10s; a negative value turns reloading
+	// off.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
 // Admin is the HTTP admin listener.
@@ -127,6 +150,17 @@ type Cluster struct {
 	TLS *ClientTLS `yaml:"tls"`
 	// Keepalive, when set, pings idle connections to the upstream.
 	Keepalive *ClientKeepalive `yaml:"keepalive"`
+	// CircuitBreakers limit the calls in flight: see
+	// cluster.CircuitBreakers. Default: no limit.
+	CircuitBreakers cluster.CircuitBreakers `yaml:"circuit_breakers"`
+	// Retry retries failed calls to the idempotent methods it names: see
+	// cluster.RetryPolicy. Default: none.
+	Retry []cluster.RetryPolicy `yaml:"retry"`
+	// RetryThrottling stops retries while many calls fail. Default: none.
+	RetryThrottling *cluster.RetryThrottling `yaml:"retry_throttling"`
+	// RetryBufferSize is the request bytes a call keeps for retries.
+	// Default 256 KiB.
+	RetryBufferSize int `yaml:"retry_buffer_size"`
 	// Optional leaves the cluster out of readiness: /readyz does not wait
 	// for it to connect. Default false.
 	Optional bool `yaml:"optional"`

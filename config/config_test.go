@@ -99,6 +99,19 @@ func TestBrokenFiles(t *testing.T) {
 		{"missing tls files", "listeners: [{address: 127.0.0.1:0, tls: {cert_file: /nonexistent.pem}}]\nclusters: [{name: c, target: a:1}]\nroutes: [{name: r, route: c}]\n",
 			[]string{"listeners[0].tls.cert_file:", "listeners[0].tls.key_file: required"}},
 	}
+	cases = append(cases, []struct {
+		name, file string
+		want       []string
+	}{
+		{"listener limits and tls versions", "listeners:\n  - address: 127.0.0.1:0\n    max_header_list_size: 100\n    tls: {cert_file: /nonexistent.pem, key_file: /nonexistent.key, min_version: \"1.1\", client_auth: optional}\nclusters: [{name: c, target: a:1}]\nroutes: [{name: r, route: c}]\n",
+			[]string{"m.yaml:3:27: listeners[0].max_header_list_size: 100 bytes is too small", "listeners[0].tls.min_version: TLS version 1.1 is not allowed", "listeners[0].tls.client_auth: needs client_ca_file"}},
+		{"unknown client_auth", "listeners: [{address: 127.0.0.1:0, tls: {cert_file: a, key_file: b, client_ca_file: c, client_auth: sometimes}}]\nclusters: [{name: c, target: a:1}]\nroutes: [{name: r, route: c}]\n",
+			[]string{`listeners[0].tls.client_auth: "sometimes" is not require or optional`}},
+		{"bad retry policy", head[:len(head)-len("clusters: [{name: c, target: 127.0.0.1:1}]\n")] + "clusters:\n  - name: c\n    target: a:1\n    retry:\n      - methods: [pkg.Svc]\n        max_attempts: 9\nroutes: [{name: r, route: c}]\n",
+			[]string{"m.yaml:7:23: clusters[0].retry[0].max_attempts:"}},
+		{"negative breaker", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1, circuit_breakers: {max_requests: -1}}]\nroutes: [{name: r, route: c}]\n",
+			[]string{"clusters[0].circuit_breakers.max_requests:"}},
+	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := config.Parse("m.yaml", []byte(tc.file), env(nil))

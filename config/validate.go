@@ -11,6 +11,7 @@ import (
 	"github.com/manifold-grpc/manifold/discovery"
 	"github.com/manifold-grpc/manifold/filters/fanout"
 	"github.com/manifold-grpc/manifold/methodkind"
+	"github.com/manifold-grpc/manifold/server"
 )
 
 // validate checks what decoding cannot: required fields, references between
@@ -34,9 +35,25 @@ func (d *decoder) validate(c *Config) {
 		if l.MaxMessageSize < 0 {
 			at(p+".max_message_size", "must not be negative")
 		}
+		if l.MaxHeaderListSize > 0 && l.MaxHeaderListSize < 1024 {
+			at(p+".max_header_list_size", "%d bytes is too small for gRPC's own headers; at least 1024", l.MaxHeaderListSize)
+		}
 		if l.TLS != nil {
 			d.files(p+".tls", map[string]string{"cert_file": l.TLS.CertFile, "key_file": l.TLS.KeyFile}, true)
 			d.files(p+".tls", map[string]string{"client_ca_file": l.TLS.ClientCAFile}, false)
+			if l.TLS.MinVersion != "" {
+				if _, err := server.ParseTLSVersion(l.TLS.MinVersion); err != nil {
+					at(p+".tls.min_version", "%v", err)
+				}
+			}
+			switch l.TLS.ClientAuth {
+			case "", "require", "optional":
+				if l.TLS.ClientAuth != "" && l.TLS.ClientCAFile == "" {
+					at(p+".tls.client_auth", "needs client_ca_file")
+				}
+			default:
+				at(p+".tls.client_auth", "%q is not require or optional", l.TLS.ClientAuth)
+			}
 		}
 	}
 	if c.DrainTimeout < 0 {
@@ -84,7 +101,7 @@ func (d *decoder) validate(c *Config) {
 			at(p+".name", "%q is used twice", cl.Name)
 		}
 		clusters[cl.Name] = true
-		cc := cluster.Config{Name: cl.Name, Target: cl.Target, Addresses: cl.Addresses, LoadBalancing: cl.LoadBalancing, ConnectTimeout: cl.ConnectTimeout, MaxMessageSize: cl.MaxMessageSize}
+		cc := cluster.Config{Name: cl.Name, Target: cl.Target, Addresses: cl.Addresses, LoadBalancing: cl.LoadBalancing, ConnectTimeout: cl.ConnectTimeout, MaxMessageSize: cl.MaxMessageSize, CircuitBreakers: cl.CircuitBreakers, Retry: cl.Retry, RetryThrottling: cl.RetryThrottling, RetryBufferSize: cl.RetryBufferSize}
 		if err := cc.Validate(); err != nil {
 			d.locate(p, trimPrefix(err.Error(), fmt.Sprintf("cluster %q: ", cl.Name)))
 		}

@@ -3,8 +3,11 @@
 //
 // The server answers the gRPC health service itself, limits message sizes
 // (64 MiB each way by default, so that the proxy never refuses what its
-// upstreams accept), enforces keepalive, optionally serves TLS or mutual
-// TLS, and stops gracefully: [Server.Shutdown] stops accepting calls, lets
+// upstreams accept), limits each client connection's concurrent calls
+// ([DefaultMaxConcurrentStreams]) and each request's headers
+// ([DefaultMaxHeaderListSize]), enforces keepalive, optionally serves TLS
+// (1.2 or later) or mutual TLS, with certificates and client CAs reloaded
+// from their files when they change ([CertReloader]), and stops gracefully: [Server.Shutdown] stops accepting calls, lets
 // the calls in flight finish until its context ends, then cancels the rest
 // and closes every upstream connection it was given.
 package server

@@ -15,6 +15,46 @@ import (
 // calls its upstreams accept.
 const DefaultMaxMessageSize = 64 << 20
 
+// DefaultMaxConcurrentStreams is the default limit on the calls one client
+// connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+//
+// grpc-go's own default is no limit, and so one connection can make the
+// proxy hold any number of calls, each with its upstream stream (about 30
+// KiB per idle proxied stream, see docs/performance.md), and any number of
+// handler goroutines. 1000 bounds one connection to about 30 MiB of idle
+// streams while staying far above what web servers use (Go's net/http 250,
+// nginx 128, Envoy's edge advice 100): gRPC clients multiplex long-lived
+// streams (watches, subscriptions) over a single connection, and each holds
+// its slot for as long as it lives. A grpc-go client that reaches the limit
+// does not fail: its next call waits for a slot (or for its deadline), so a
+// limit that is too low shows as calls that hang, not as errors. Clients
+// that ignore the setting get the extra streams refused with RST_STREAM
+// REFUSED_STREAM (grpc-go clients retry those transparently).
+const DefaultMaxConcurrentStreams = 1000
+
+// DefaultMaxHeaderListSize is the default limit, in bytes, on one request's
+// headers (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE): the sum, over every
+// header field including the pseudo-headers, of name length + value length
+// + 32, as HTTP/2 counts it. Binary ("-bin") values count base64-encoded.
+//
+// grpc-go's own default is 16 MiB; HTTP/2 headers are not flow-controlled,
+// so each stream could make the proxy buffer that much before any call
+// exists. 64 KiB is Envoy's default (max_request_headers_kb, 60 KiB)
+// rounded up, eight times the 8 KiB that grpc-go and gRPC C-core are moving
+// their own default to, so the proxy does not refuse what default upstreams
+// accept, and far above the auth filter's 8 KiB token limit.
+//
+// A request over the limit fails without reaching the chain. grpc-go clients
+// see the limit in the server's settings and fail the call themselves,
+// without sending it: INTERNAL "header list size to send violates the
+// maximum size (65536 bytes) set by server"; the connection stays up. A
+// client that ignores the setting gets the stream reset with
+// FRAME_SIZE_ERROR (INTERNAL for gRPC clients) when its headers are a
+// little over the limit, and the connection closed when they are far over
+// it (a single value longer than the whole limit, or more than twice the
+// limit in one frame), as golang.org/x/net/http2 decides.
+const DefaultMaxHeaderListSize = 64 << 10
+
 // Option configures [New].
 type Option func(*options)
 
@@ -22,6 +62,8 @@ type options struct {
 	logger       *slog.Logger
 	maxRecv      int
 	maxSend      int
+	maxStreams   uint32
+	maxHeaders   uint32
 	tls          *tls.Config
 	keepalive    keepalive.ServerParameters
 	enforcement  keepalive.EnforcementPolicy
@@ -36,6 +78,9 @@ func defaults() options {
 		logger:  slog.Default(),
 		maxRecv: DefaultMaxMessageSize,
 		maxSend: DefaultMaxMessageSize,
+
+		maxStreams: DefaultMaxConcurrentStreams,
+		maxHeaders: DefaultMaxHeaderListSize,
 		keepalive: keepalive.ServerParameters{
 			Time:    2 * time.Hour,
 			Timeout: 20 * time.Second,
@@ -58,8 +103,26 @@ func WithMaxMessageSize(recv, send int) Option {
 	return func(o *options) { o.maxRecv, o.maxSend = recv, send }
 }
 
+// WithMaxConcurrentStreams sets how many calls one client connection may
+// have open at once; 0 means no limit (grpc-go's default). Default
+// [DefaultMaxConcurrentStreams], whose comment explains the choice and what
+// clients see at the limit.
+func WithMaxConcurrentStreams(n uint32) Option { return func(o *options) { o.maxStreams = n } }
+
+// WithMaxHeaderListSize sets the largest request header list the server
+// accepts, in bytes, as HTTP/2 counts it; it must be positive. Default
+// [DefaultMaxHeaderListSize], whose comment explains the choice and what
+// clients see over the limit.
+func WithMaxHeaderListSize(n uint32) Option { return func(o *options) { o.maxHeaders = n } }
+
 // WithTLS serves TLS with cfg. For mutual TLS, set cfg.ClientAuth and
-// cfg.ClientCAs.
+// cfg.ClientCAs; for certificates that are reloaded when their files
+// change, pass [CertReloader.TLSConfig].
+//
+// The server never negotiates a version below TLS 1.2: a cfg.MinVersion of
+// 0 becomes [tls.VersionTLS12], below that [New] fails, and the same holds
+// for configs returned by cfg.GetConfigForClient (raised to TLS 1.2 at each
+// handshake).
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 
 // WithKeepalive sets the server's keepalive pings and the policy it enforces

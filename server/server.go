@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,16 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 	if o.maxRecv <= 0 || o.maxSend <= 0 {
 		return nil, fmt.Errorf("server: max message sizes must be positive, got recv %d send %d", o.maxRecv, o.maxSend)
 	}
+	if o.maxHeaders == 0 {
+		return nil, errors.New("server: max header list size must be positive")
+	}
+	var tlsConfig *tls.Config
+	if o.tls != nil {
+		var err error
+		if tlsConfig, err = serverTLS(o.tls); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{opts: o, health: newDrainingHealth()}
 	s.gen.Store(newGeneration(handler))
 	gopts := []grpc.ServerOption{
@@ -56,6 +67,8 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 		grpc.MaxSendMsgSize(o.maxSend),
 		grpc.KeepaliveParams(o.keepalive),
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
+		grpc.MaxConcurrentStreams(o.maxStreams), // 0: no limit
+		grpc.MaxHeaderListSize(o.maxHeaders),
 		// Stop returns only after every handler has returned, so that the
 		// closers (upstream connections) outlive the calls that use them.
 		grpc.WaitForHandlers(true),
@@ -63,8 +76,8 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 	if t, ok := handler.(pipeline.Toucher); o.counters || ok && t.Touches()&pipeline.TouchCounters != 0 {
 		gopts = append(gopts, grpc.StatsHandler(countingHandler{}))
 	}
-	if o.tls != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls)))
+	if tlsConfig != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
 	gopts = append(gopts, o.grpcOptions...)
 	s.grpc = grpc.NewServer(gopts...)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -51,7 +52,10 @@ func TestNewErrors(t *testing.T) {
 		{"zero recv size", nop, []server.Option{server.WithMaxMessageSize(0, 1)}, "max message sizes must be positive"},
 		{"zero send size", nop, []server.Option{server.WithMaxMessageSize(1, 0)}, "max message sizes must be positive"},
 		{"negative size", nop, []server.Option{server.WithMaxMessageSize(-1, -1)}, "max message sizes must be positive"},
+		{"zero header list size", nop, []server.Option{server.WithMaxHeaderListSize(0)}, "max header list size must be positive"},
+		{"TLS 1.1", nop, []server.Option{server.WithTLS(&tls.Config{MinVersion: tls.VersionTLS11})}, "TLS MinVersion TLS 1.1 is not allowed"},
 		{"valid", nop, []server.Option{server.WithMaxMessageSize(1, 1)}, ""},
+		{"no stream limit", nop, []server.Option{server.WithMaxConcurrentStreams(0)}, ""},
 		{"defaults", nop, nil, ""},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +138,83 @@ func TestMutualTLS(t *testing.T) {
 				t.Error("UnaryCall succeeded, want the proxy to refuse the client")
 			}
 		})
+	}
+}
+
+// TestMinTLSVersion checks that the server never negotiates below TLS 1.2:
+// not with a config that leaves MinVersion unset, nor with a per-client
+// config asking for TLS 1.0, nor with a CertReloader; and that a reloader
+// set to TLS 1.3 refuses TLS 1.2.
+func TestMinTLSVersion(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t, "ca")
+	cert := ca.issue(t, "proxy", x509.ExtKeyUsageServerAuth)
+	f := newCertFiles(t)
+	f.write(t, cert)
+	reloader := func(opts ...server.CertOption) *tls.Config {
+		return newReloader(t, f, "", append(opts, server.WithReloadInterval(0))...).TLSConfig()
+	}
+	tests := []struct {
+		name   string
+		cfg    *tls.Config
+		oldest uint16 // the oldest version that must work
+	}{
+		{"MinVersion unset", &tls.Config{Certificates: []tls.Certificate{cert}}, tls.VersionTLS12},
+		// With cipher suites that TLS 1.0 can use: grpc-go's defaults
+		// leave none.
+		{"per-client config allowing TLS 1.0", &tls.Config{
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return &tls.Config{
+					Certificates: []tls.Certificate{cert},
+					MinVersion:   tls.VersionTLS10,
+					CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+				}, nil
+			},
+		}, tls.VersionTLS12},
+		{"reloader", reloader(), tls.VersionTLS12},
+		{"reloader with TLS 1.3", reloader(server.WithMinTLSVersion(tls.VersionTLS13)), tls.VersionTLS13},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			addr := proxytest.Serve(t, nopHandler, server.WithTLS(tt.cfg))
+			for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
+				cs, err := handshake(t, addr, &tls.Config{
+					RootCAs: ca.pool(), MinVersion: v, MaxVersion: v,
+					CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+				})
+				switch {
+				case v < tt.oldest && err == nil:
+					t.Errorf("a %s client connected", tls.VersionName(v))
+				case v >= tt.oldest && err != nil:
+					t.Errorf("a %s client: %v", tls.VersionName(v), err)
+				case v >= tt.oldest && cs.Version != v:
+					t.Errorf("a %s client negotiated %s", tls.VersionName(v), tls.VersionName(cs.Version))
+				}
+			}
+		})
+	}
+}
+
+// TestParseTLSVersion checks the config spellings of TLS versions.
+func TestParseTLSVersion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    uint16
+		wantErr string
+	}{
+		{"1.2", tls.VersionTLS12, ""},
+		{"1.3", tls.VersionTLS13, ""},
+		{"1.1", 0, "not allowed"},
+		{"1.0", 0, "not allowed"},
+		{"", 0, "want 1.2 or 1.3"},
+		{"TLS1.3", 0, "want 1.2 or 1.3"},
+	}
+	for _, tt := range tests {
+		got, err := server.ParseTLSVersion(tt.in)
+		if got != tt.want || (err == nil) != (tt.wantErr == "") || err != nil && !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("ParseTLSVersion(%q) = %x, %v; want %x, error containing %q", tt.in, got, err, tt.want, tt.wantErr)
+		}
 	}
 }

@@ -191,7 +191,10 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binMwitkow), "-upstream", up)
 	case proxyManifold:
 		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
-			"--listen", "127.0.0.1:0", "--upstream", up, "--log-format", "json", "--drain-timeout", "1s")
+			"--listen", "127.0.0.1:0", "--upstream", up, "--log-format", "json", "--drain-timeout", "1s",
+			// The idle scenario opens 10,000 streams on one connection, as
+			// the floor and mwitkow (grpc-go's unlimited default) allow.
+			"--max-concurrent-streams", "0")
 	case proxyFanout:
 		var members []string
 		for i, m := range b.members {
@@ -199,7 +202,7 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 		}
 		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
 			"--listen", "127.0.0.1:0", "--fanout", strings.Join(members, ","), "--protoset", filepath.Join(b.bin, protosetFile),
-			"--log-format", "json", "--drain-timeout", "1s")
+			"--log-format", "json", "--drain-timeout", "1s", "--max-concurrent-streams", "0")
 	default:
 		return nil, fmt.Errorf("unknown proxy %q", name)
 	}

@@ -182,6 +182,16 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 		_ = r.proxy.Close()
 		r.mu.Unlock()
 	}()
+	// Servers hold goroutines (stream workers, certificate reloaders) from
+	// the moment they are built: stop them when serving never starts.
+	serving := false
+	defer func() {
+		if !serving {
+			for _, srv := range r.servers {
+				_ = srv.Shutdown(context.Background())
+			}
+		}
+	}()
 	if cfg.Admin.Address != "" {
 		stop, err := startAdmin(cfg.Admin.Address, r.adm, log)
 		if err != nil {
@@ -200,6 +210,7 @@ func serveConfig(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry
 		}
 		lis = append(lis, ln)
 	}
+	serving = true
 	serveErr := make(chan error, len(lis))
 	for i, srv := range r.servers {
 		go func() { serveErr <- srv.Serve(lis[i]) }()

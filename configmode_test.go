@@ -159,3 +159,19 @@ routes: [{name: all, route: backend}]
 		t.Errorf("admin on %s, want 127.0.0.1 only", m[1])
 	}
 }
+
+// TestConfigListenFails: a listener address that is taken ends the process
+// with an error naming it, and leaves nothing running (the servers built
+// before listening hold goroutines; TestMain's leak check sees them).
+func TestConfigListenFails(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	file := writeFile(t, "m.yaml", "listeners: [{address: "+taken.Addr().String()+"}]\nclusters: [{name: c, target: \"passthrough:///127.0.0.1:1\"}]\nroutes: [{name: r, route: c}]\n")
+	var out syncBuffer
+	if code := Run(context.Background(), []string{"--config", file}, &out); code != 1 || !strings.Contains(out.String(), "address already in use") {
+		t.Errorf("exit %d, output %s", code, out.String())
+	}
+}

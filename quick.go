@@ -243,19 +243,23 @@ func serve(ctx context.Context, f *flags, log *slog.Logger, tel *telemetry, read
 		closeAll()
 		return err
 	}
+	// From here the server owns the closers: shutting it down (it has
+	// stream workers even before it serves) closes them.
+	abandon := func(err error) error {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		closeAll()
-		return err
+		return abandon(err)
 	}
 	adm := newReadiness()
 	adm.SetMetrics(tel.metrics)
 	if f.admin != "" {
 		stop, err := startAdmin(f.admin, adm, log)
 		if err != nil {
-			closeAll()
 			lis.Close()
-			return fmt.Errorf("--admin: %w", err)
+			return abandon(fmt.Errorf("--admin: %w", err))
 		}
 		defer stop()
 	}

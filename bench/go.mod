@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/manifold-grpc/manifold v0.0.0
 	github.com/mwitkow/grpc-proxy v0.0.0-20181017164139-0f1106ef9c76
+	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )

@@ -109,6 +109,8 @@ func TestBrokenFiles(t *testing.T) {
 			[]string{`listeners[0].tls.client_auth: "sometimes" is not require or optional`}},
 		{"bad retry policy", head[:len(head)-len("clusters: [{name: c, target: 127.0.0.1:1}]\n")] + "clusters:\n  - name: c\n    target: a:1\n    retry:\n      - methods: [pkg.Svc]\n        max_attempts: 9\nroutes: [{name: r, route: c}]\n",
 			[]string{"m.yaml:7:23: clusters[0].retry[0].max_attempts:"}},
+		{"scheme not built in", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: \"xds:///users\"}]\nfanout: [{name: g, members: [{name: a, target: \"consul://x/y\"}]}]\nroutes: [{name: r, route: c}]\n",
+			[]string{`m.yaml:2:30: clusters[0].target: scheme "xds": no resolver for it in this binary (build the binary with -tags xds`, `fanout[0].members[0].target: scheme "consul"`}},
 		{"negative breaker", "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1, circuit_breakers: {max_requests: -1}}]\nroutes: [{name: r, route: c}]\n",
 			[]string{"clusters[0].circuit_breakers.max_requests:"}},
 	}...)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/resolver"
+
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/discovery"
 	"github.com/manifold-grpc/manifold/filters/fanout"
@@ -106,6 +108,7 @@ func (d *decoder) validate(c *Config) {
 			d.locate(p, trimPrefix(err.Error(), fmt.Sprintf("cluster %q: ", cl.Name)))
 		}
 		d.clientTLS(p+".tls", cl.TLS)
+		d.targetScheme(p+".target", cl.Target)
 	}
 
 	groups := map[string]bool{}
@@ -145,6 +148,7 @@ func (d *decoder) validate(c *Config) {
 			if m.Target == "" {
 				at(mp+".target", "required")
 			}
+			d.targetScheme(mp+".target", m.Target)
 			d.clientTLS(mp+".tls", m.TLS)
 		}
 		if err := g.Kinds.Validate(); err != nil {
@@ -238,6 +242,21 @@ func (d *decoder) files(path string, files map[string]string, required bool) {
 			d.errorf(d.nearest(p), p, "%v", err)
 		}
 	}
+}
+
+// targetScheme refuses a target URI whose scheme no resolver in this binary
+// serves: grpc-go would read the whole URI as a DNS name and fail every
+// call at run time instead.
+func (d *decoder) targetScheme(path, target string) {
+	scheme, _, ok := strings.Cut(target, "://")
+	if !ok || resolver.Get(scheme) != nil {
+		return
+	}
+	hint := ""
+	if scheme == "xds" {
+		hint = " (build the binary with -tags xds, or import github.com/manifold-grpc/manifold/xds)"
+	}
+	d.errorf(d.nearest(path), path, "scheme %q: no resolver for it in this binary%s", scheme, hint)
 }
 
 func (d *decoder) clientTLS(path string, t *ClientTLS) {

@@ -66,6 +66,10 @@ func TestNewErrors(t *testing.T) {
 				if err != nil || s == nil {
 					t.Fatalf("New() = %v, %v; want a server", s, err)
 				}
+				// A server holds its stream workers from New on.
+				if err := s.Shutdown(context.Background()); err != nil {
+					t.Errorf("Shutdown of a server that never served: %v", err)
+				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

@@ -5,7 +5,10 @@ package manifold
 import (
 	_ "github.com/manifold-grpc/manifold/filters/auth"
 	_ "github.com/manifold-grpc/manifold/filters/clientcert"
+	_ "github.com/manifold-grpc/manifold/filters/concurrency"
+	_ "github.com/manifold-grpc/manifold/filters/fault"
 	_ "github.com/manifold-grpc/manifold/filters/logging"
 	_ "github.com/manifold-grpc/manifold/filters/metadata"
+	_ "github.com/manifold-grpc/manifold/filters/ratelimit"
 	_ "github.com/manifold-grpc/manifold/filters/tracing"
 )

@@ -61,7 +61,8 @@ const (
 
 // proxyConfig is the proxy's config file: the listener and the admin
 // listener on ports the system picks (the proxy logs them), the access
-// log, a one-to-one route for serviceOne to a cluster of the pair, and a
+// log, a one-to-one route for serviceOne to a cluster of the pair (with
+// the fault filter delaying and aborting a few calls), and a
 // fan-out route for serviceFan to the trio, whose method kinds the config
 // states (no reflection: the backends have none).
 func proxyConfig(pair, trio []*backend) string {
@@ -101,6 +102,12 @@ routes:
     fanout: ` + groupName + `
   - name: one
     match: {prefix: /` + serviceOne + `/}
+    # Faults injected by the proxy itself, on top of the killed backends:
+    # an aborted call never reaches a backend, a delayed one arrives late.
+    filters:
+      - fault:
+          delay: {duration: 20ms, percent: 5}
+          abort: {code: UNAVAILABLE, message: "soak: injected by the fault filter", percent: 2}
     route: ` + clusterName + `
 `)
 	return b.String()

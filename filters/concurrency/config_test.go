@@ -1,0 +1,92 @@
+package concurrency_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/manifold-grpc/manifold/config"
+	"github.com/manifold-grpc/manifold/filters/concurrency"
+	"github.com/manifold-grpc/manifold/pipeline"
+)
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  concurrency.Config
+		errs []string // substrings, one per problem; none: valid
+	}{
+		{name: "minimal", cfg: concurrency.Config{MaxConcurrent: 1}},
+		{name: "queue with default timeout", cfg: concurrency.Config{MaxConcurrent: 10, MaxPending: 5}},
+		{name: "queue", cfg: concurrency.Config{MaxConcurrent: 10, MaxPending: 5, QueueTimeout: time.Second}},
+		{name: "zero", cfg: concurrency.Config{}, errs: []string{"max_concurrent: must be at least 1"}},
+		{name: "negative", cfg: concurrency.Config{MaxConcurrent: -1, MaxPending: -1, QueueTimeout: -time.Second},
+			errs: []string{"max_concurrent: must be at least 1", "max_pending: must not be negative", "queue_timeout: must not be negative"}},
+		{name: "timeout without a queue", cfg: concurrency.Config{MaxConcurrent: 1, QueueTimeout: time.Second},
+			errs: []string{"queue_timeout: needs max_pending"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.Validate()
+			if len(tc.errs) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := concurrency.New(tc.cfg); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("valid, want an error")
+			}
+			if got := len(strings.Split(err.Error(), "\n")); got != len(tc.errs) {
+				t.Errorf("%d problems, want %d: %v", got, len(tc.errs), err)
+			}
+			for _, w := range tc.errs {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if _, err := concurrency.New(tc.cfg); err == nil || !strings.HasPrefix(err.Error(), "concurrency_limit: ") {
+				t.Errorf("New: %v, want an error starting concurrency_limit: ", err)
+			}
+		})
+	}
+}
+
+// TestConfigFile: the filter is registered as "concurrency_limit", decodes
+// from a config file (durations as "250ms"), and its errors point at the
+// file, line and field.
+func TestConfigFile(t *testing.T) {
+	t.Parallel()
+	if _, ok := pipeline.Lookup(concurrency.Name); !ok {
+		t.Fatalf("%q is not registered", concurrency.Name)
+	}
+	const head = "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\n"
+	good := head + "routes:\n  - name: r\n    route: c\n    filters:\n      - concurrency_limit: {max_concurrent: 100, max_pending: 50, queue_timeout: 250ms}\n"
+	cfg, err := config.Parse("m.yaml", []byte(good), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Routes[0].Filters[0].Config.(*concurrency.Config)
+	if want := (concurrency.Config{MaxConcurrent: 100, MaxPending: 50, QueueTimeout: 250 * time.Millisecond}); *got != want {
+		t.Fatalf("decoded %+v, want %+v", *got, want)
+	}
+	f, err := got.Build(pipeline.BuildEnv{})
+	if err != nil || f.Name() != "concurrency_limit" {
+		t.Fatalf("Build: %v, %v", f, err)
+	}
+
+	bad := head + "filters:\n  - concurrency_limit:\n      max_concurrent: 0\n      queue_timeout: 1s\nroutes: [{name: r, route: c}]\n"
+	_, err = config.Parse("m.yaml", []byte(bad), nil)
+	for _, w := range []string{
+		"m.yaml:5:23: filters[0].concurrency_limit.max_concurrent: must be at least 1",
+		"m.yaml:6:22: filters[0].concurrency_limit.queue_timeout: needs max_pending",
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}

@@ -2,11 +2,13 @@ package config_test
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -52,6 +54,85 @@ func unlocated(e *config.Error, problems int) bool {
 	return e.Line == 0 && e.Path == "" && problems == 1
 }
 
+// problem is a *config.Error with its message's line numbers blanked out.
+type problem struct {
+	Line, Column int
+	Path, Msg    string
+}
+
+var yamlLineRE = regexp.MustCompile(`line \d+`)
+
+// problems checks that every problem of err is a located *config.Error of
+// the file and returns them, sorted.
+func problems(t *testing.T, name string, data []byte, err error) []problem {
+	lines := bytes.Count(data, []byte("\n")) + 1
+	t.Helper()
+	leaves := leafErrors(err)
+	var out []problem
+	for _, e := range leaves {
+		var ce *config.Error
+		if !errors.As(e, &ce) {
+			t.Fatalf("problem %q (%T) is not a *config.Error", e, e)
+		}
+		if ce.File != name || (ce.Line < 1 && !unlocated(ce, len(leaves))) || ce.Line > lines+1 || ce.Column < 0 {
+			t.Fatalf("problem %q located at %s:%d:%d; the file has %d lines", e, ce.File, ce.Line, ce.Column, lines)
+		}
+		if prefix := fmt.Sprintf("%s:%d:%d: ", name, ce.Line, ce.Column); !strings.HasPrefix(e.Error(), prefix) && !unlocated(ce, len(leaves)) {
+			t.Fatalf("problem %q does not start with %q", e, prefix)
+		}
+		if ce.Msg == "" {
+			t.Fatalf("problem %q has no message", e)
+		}
+		if ce.Line > 0 && ce.Column > 0 && ce.Path != "" {
+			// The position is in the file; an unknown field points at
+			// its key (or the quote, tag, anchor, alias or collection that
+			// starts it).
+			text := lineText(data, ce.Line)
+			if ce.Column > len(text)+1 {
+				t.Fatalf("problem %q: line %d has only %d bytes: %q", e, ce.Line, len(text), text)
+			}
+			if at := text[ce.Column-1:]; strings.HasPrefix(ce.Msg, "unknown field") && !strings.ContainsAny(at[:1], "\"'?!&*[{") && !startsWithKey(at, ce.Path) {
+				t.Fatalf("problem %q: line %d column %d is %q, not the key", e, ce.Line, ce.Column, at)
+			}
+		}
+		out = append(out, problem{ce.Line, ce.Column, ce.Path, yamlLineRE.ReplaceAllString(ce.Msg, "line N")})
+	}
+	slices.SortFunc(out, compareProblems)
+	return out
+}
+
+// startsWithKey reports whether text starts with the last key of path,
+// which may itself hold dots.
+func startsWithKey(text, path string) bool {
+	for i := range len(path) {
+		if (i == 0 || path[i-1] == '.') && strings.HasPrefix(text, path[i:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineText returns line n (from 1) of data, without its newline.
+func lineText(data []byte, n int) string {
+	lines := strings.Split(string(data), "\n")
+	if n > len(lines) {
+		return ""
+	}
+	return lines[n-1]
+}
+
+func compareProblems(a, b problem) int {
+	return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column),
+		strings.Compare(a.Path, b.Path), strings.Compare(a.Msg, b.Msg))
+}
+
+// shiftable reports whether a comment line can go before data without
+// changing its meaning: not before a byte order mark.
+func shiftable(data []byte) bool {
+	return !bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) && !bytes.HasPrefix(data, []byte("\xff\xfe")) &&
+		!bytes.HasPrefix(data, []byte("\xfe\xff"))
+}
+
 // FuzzParse feeds arbitrary file contents to [config.Parse]. Whatever the
 // input, Parse returns exactly one of a config and an error, and
 //
@@ -60,6 +141,8 @@ func unlocated(e *config.Error, problems int) bool {
 //     end), so a user can find it;
 //   - parsing the same input twice gives the same config, or the same
 //     problems;
+//   - a comment line added at the top changes no config, and moves every
+//     problem exactly one line down (so lines are not off by one);
 //   - a config has a listener and a route, and its Source (shown on the
 //     admin endpoint) never holds a value that came from the environment.
 func FuzzParse(f *testing.F) {
@@ -94,38 +177,39 @@ func FuzzParse(f *testing.F) {
 		if (cfg == nil) == (err == nil) {
 			t.Fatalf("Parse returned config %v and error %v", cfg != nil, err)
 		}
-		lines := bytes.Count(data, []byte("\n")) + 1
 		if err != nil {
-			var msgs []string
-			leaves := leafErrors(err)
-			for _, e := range leaves {
-				var ce *config.Error
-				if !errors.As(e, &ce) {
-					t.Fatalf("problem %q (%T) is not a *config.Error", e, e)
-				}
-				if ce.File != name || (ce.Line < 1 && !unlocated(ce, len(leaves))) || ce.Line > lines+1 || ce.Column < 0 {
-					t.Fatalf("problem %q located at %s:%d:%d; the file has %d lines", e, ce.File, ce.Line, ce.Column, lines)
-				}
-				if prefix := fmt.Sprintf("%s:%d:%d: ", name, ce.Line, ce.Column); !strings.HasPrefix(e.Error(), prefix) && !unlocated(ce, len(leaves)) {
-					t.Fatalf("problem %q does not start with %q", e, prefix)
-				}
-				if ce.Msg == "" {
-					t.Fatalf("problem %q has no message", e)
-				}
-				msgs = append(msgs, e.Error())
-			}
+			probs := problems(t, name, data, err)
 			_, err2 := config.Parse(name, data, fuzzEnv)
 			if err2 == nil {
 				t.Fatalf("second Parse succeeded, first failed: %v", err)
 			}
-			var msgs2 []string
-			for _, e := range leafErrors(err2) {
-				msgs2 = append(msgs2, e.Error())
+			if again := problems(t, name, data, err2); !slices.Equal(again, probs) {
+				t.Fatalf("two Parse runs disagree:\n%v\n---\n%v", probs, again)
 			}
-			slices.Sort(msgs)
-			slices.Sort(msgs2)
-			if !slices.Equal(msgs, msgs2) {
-				t.Fatalf("two Parse runs disagree:\n%s\n---\n%s", strings.Join(msgs, "\n"), strings.Join(msgs2, "\n"))
+
+			// A line added at the top moves every problem one line down
+			// and changes nothing else.
+			if !shiftable(data) {
+				return
+			}
+			moved := append([]byte("# added\n"), data...)
+			_, err3 := config.Parse(name, moved, fuzzEnv)
+			if err3 == nil {
+				t.Fatalf("Parse accepts the file after a comment line, not before: %v", err)
+			}
+			shifted := problems(t, name, moved, err3)
+			if len(probs) == 1 && probs[0].Path == "" {
+				// A YAML syntax error: yaml.v3 gives parser errors the
+				// 0-based line of the enclosing construct, so they do
+				// not move with the text (see the report of issue 8).
+				return
+			}
+			for i := range probs {
+				probs[i].Line++
+			}
+			slices.SortFunc(probs, compareProblems)
+			if !slices.Equal(shifted, probs) {
+				t.Fatalf("after a comment line at the top, problems\n%v\nwant\n%v", shifted, probs)
 			}
 			return
 		}
@@ -142,6 +226,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if !reflect.DeepEqual(cfg, cfg2) {
 			t.Fatalf("two Parse runs disagree:\n%+v\n%+v", cfg, cfg2)
+		}
+		if shiftable(data) {
+			cfg3, err := config.Parse(name, append([]byte("# added\n"), data...), fuzzEnv)
+			if err != nil {
+				t.Fatalf("Parse fails after a comment line at the top: %v", err)
+			}
+			cfg2.Source, cfg3.Source = nil, nil
+			if !reflect.DeepEqual(cfg2, cfg3) {
+				t.Fatalf("a comment line changed the config:\n%+v\n%+v", cfg2, cfg3)
+			}
 		}
 	})
 }

@@ -280,3 +280,40 @@ func TestBuildReportsProtosetErrors(t *testing.T) {
 		t.Errorf("BuildRoutes = %v, want the protoset's error", err)
 	}
 }
+
+// TestAliasBomb: nested aliases that expand a small file into millions of
+// values ("billion laughs") end in one located error, quickly, instead of
+// hanging the loader and eating memory.
+func TestAliasBomb(t *testing.T) {
+	const n = 160 // about 9 KB; expanded, billions of nodes
+	items := strings.Repeat("{remove: {key: a}}, ", n-1) + "{remove: {key: a}}"
+	uses := strings.Repeat("{headers: {request: *o}}, ", n-2) + "{headers: {request: *o}}"
+	file := "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1}]\nroutes:\n" +
+		"  - &r {name: r, route: c, filters: &f [{headers: {request: &o [" + items + "]}}, " + uses + "]}\n" +
+		strings.Repeat("  - *r\n", n-1)
+	_, err := config.Parse("m.yaml", []byte(file), env(nil))
+	if err == nil || !strings.Contains(err.Error(), "aliases expand to too many values") {
+		t.Fatalf("alias bomb: %v", err)
+	}
+	// A config that uses aliases reasonably still loads.
+	ok := "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1}]\n" +
+		"x-common: &common [{headers: {request: [{set: {key: x-a, value: b}}]}}]\n"
+	if _, err := config.Parse("m.yaml", []byte(ok+"routes: [{name: r, route: c, filters: *common}]\n"), env(nil)); err != nil && !strings.Contains(err.Error(), "x-common") {
+		t.Fatalf("reasonable aliases: %v", err)
+	}
+}
+
+// TestSyntaxErrorLines: yaml syntax errors point at a line, also on the
+// first line and for an unknown anchor.
+func TestSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"a: b: c\n", "m.yaml:1:0: "},
+		{"\"\n", "m.yaml:2:0: found unexpected end of stream"},
+		{"listeners: []\nroutes: *nowhere\n", "m.yaml:2:0: unknown anchor 'nowhere'"},
+	} {
+		_, err := config.Parse("m.yaml", []byte(tc.file), env(nil))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want an error starting %q", tc.file, err, tc.want)
+		}
+	}
+}

@@ -39,6 +39,25 @@ type decoder struct {
 	file  string
 	errs  []error
 	nodes map[string]*yaml.Node
+	// budget is how many more nodes decode may visit. Aliases are decoded
+	// again at every use, so nested aliases can make a small file expand
+	// exponentially ("billion laughs"); the budget stops that with one
+	// error instead of a hang.
+	budget    int
+	overspent bool
+}
+
+// aliasBudget is how many nodes a document with n nodes may expand to
+// through aliases: generous for any real config, tiny next to an attack.
+func aliasBudget(n int) int { return 10_000 + 64*n }
+
+// countNodes counts n's nodes without following aliases.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, k := range n.Content {
+		c += countNodes(k)
+	}
+	return c
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -57,6 +76,13 @@ var (
 
 // decode fills v (addressable) from n.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.budget--; d.budget < 0 {
+		if !d.overspent {
+			d.overspent = true
+			d.errorf(n, path, "aliases expand to too many values; write the values out or nest fewer aliases")
+		}
+		return
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}

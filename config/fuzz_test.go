@@ -45,13 +45,11 @@ func leafErrors(err error) []error {
 	return []error{err}
 }
 
-// unlocated reports a problem Parse gives without a line today: a whole
-// file that is empty or not YAML, reported alone. yaml.v3 leaves the line
-// out of its syntax errors on line 1 (its marks count from 0) and out of
-// "unknown anchor" errors; the report of issue 8 proposes the fix. Every
-// problem with a field must be located.
+// unlocated reports the one problem Parse gives without a line: a file
+// with no YAML document at all. Every other problem, syntax errors on the
+// first line and unknown anchors included, must be located.
 func unlocated(e *config.Error, problems int) bool {
-	return e.Line == 0 && e.Path == "" && problems == 1
+	return e.Line == 0 && e.Path == "" && problems == 1 && e.Msg == "the file is empty"
 }
 
 // problem is a *config.Error with its message's line numbers blanked out.
@@ -105,7 +103,16 @@ func problems(t *testing.T, name string, data []byte, err error) []problem {
 // which may itself hold dots.
 func startsWithKey(text, path string) bool {
 	for i := range len(path) {
-		if (i == 0 || path[i-1] == '.') && strings.HasPrefix(text, path[i:]) {
+		if i > 0 && path[i-1] != '.' {
+			continue
+		}
+		key := path[i:]
+		if strings.HasPrefix(text, key) {
+			return true
+		}
+		// A plain key folded over several lines ("00\n0" reads "00 0"):
+		// this line holds its first part.
+		if j := strings.IndexByte(key, ' '); j > 0 && strings.TrimRight(text, " ") == key[:j] {
 			return true
 		}
 	}

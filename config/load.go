@@ -31,13 +31,17 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && err != io.EOF {
-		return nil, &Error{File: name, Msg: trimYAMLLine(err.Error()), Line: yamlErrLine(err)}
+		return nil, &Error{File: name, Msg: trimYAMLLine(err.Error()), Line: yamlErrLine(err, data)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
-		return nil, &Error{File: name, Line: extra.Line, Msg: "more than one YAML document; a config file holds one"}
+		line := extra.Line
+		if len(extra.Content) > 0 {
+			line = extra.Content[0].Line
+		}
+		return nil, &Error{File: name, Line: max(line, 1), Msg: "more than one YAML document; a config file holds one"}
 	}
-	d := &decoder{file: name, nodes: map[string]*yaml.Node{}}
+	d := &decoder{file: name, nodes: map[string]*yaml.Node{}, budget: aliasBudget(countNodes(&root))}
 	cfg := &Config{}
 	if len(root.Content) == 0 {
 		d.errorf(nil, "", "the file is empty")
@@ -58,14 +62,24 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 
 var lineRE = regexp.MustCompile(`line (\d+)`)
 
-func yamlErrLine(err error) int {
+var anchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+
+// yamlErrLine finds the line of a yaml syntax error. yaml.v3 names it in
+// the message, except on the first line ("line 0" or none at all) and for
+// unknown anchors, whose first use in data is the place to look.
+func yamlErrLine(err error, data []byte) int {
+	if m := anchorRE.FindStringSubmatch(err.Error()); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			return 1 + bytes.Count(data[:i], []byte("\n"))
+		}
+	}
 	m := lineRE.FindStringSubmatch(err.Error())
 	if m == nil {
-		return 0
+		return 1
 	}
 	var n int
 	fmt.Sscan(m[1], &n)
-	return n
+	return max(n, 1)
 }
 
 var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)

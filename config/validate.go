@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,7 +232,10 @@ func (d *decoder) chain(path string, fs []Filter) {
 
 // files checks that the named files exist (required ones must be set).
 func (d *decoder) files(path string, files map[string]string, required bool) {
-	for field, name := range files {
+	// In field-name order, so that the same file always gives the same
+	// list of problems.
+	for _, field := range slices.Sorted(maps.Keys(files)) {
+		name := files[field]
 		p := join(path, field)
 		if name == "" {
 			if required {

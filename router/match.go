@@ -40,6 +40,9 @@ func (m *Match) Validate() error {
 	if strings.Contains(m.Authority, "*") && (!strings.HasPrefix(m.Authority, "*.") || len(m.Authority) < 3 || strings.Contains(m.Authority[1:], "*")) {
 		return fmt.Errorf("authority: %q: a wildcard is only allowed as a leading \"*.\", as in *.example.com", m.Authority)
 	}
+	if strings.HasPrefix(m.Authority, "*.") && strings.Contains(m.Authority, ":") {
+		return fmt.Errorf("authority: %q: a wildcard matches host names, whatever the port; leave the port out", m.Authority)
+	}
 	for k := range m.Metadata {
 		if k == "" || k != strings.ToLower(k) {
 			return fmt.Errorf("metadata: key %q must be lowercase and non-empty", k)

@@ -150,6 +150,7 @@ func TestMatchValidate(t *testing.T) {
 		{"authority star inside", router.Match{Authority: "api.*.com"}, "authority:"},
 		{"authority star without dot", router.Match{Authority: "*example.com"}, "authority:"},
 		{"authority star dot only", router.Match{Authority: "*."}, "authority:"},
+		{"authority wildcard with a port", router.Match{Authority: "*.example.com:443"}, "authority:"},
 		{"metadata", router.Match{Metadata: map[string]string{"tenant": "gold", "env": "*"}}, ""},
 		{"metadata uppercase key", router.Match{Metadata: map[string]string{"Tenant": "gold"}}, "metadata:"},
 		{"metadata empty key", router.Match{Metadata: map[string]string{"": "gold"}}, "metadata:"},

@@ -8,9 +8,12 @@ import (
 // FuzzBearer checks the extraction of the token from an authorization
 // value. Any value gives a token or one of the four refusals, never both;
 // a token is exactly what follows a case-insensitive "Bearer" and a space,
-// without surrounding spaces, and holds no space or tab; and any such token
+// without surrounding spaces, and holds only RFC 6750 token characters
+// (letters, digits, "-._~+/="); and any such token
 // written after any spelling of the scheme comes back unchanged.
 func FuzzBearer(f *testing.F) {
+	f.Add("Bearer abc\r")
+	f.Add("Bearer a\x00b")
 	f.Add("Bearer abc.def.ghi")
 	f.Add("bEaReR    abc  ")
 	f.Add("Basic dXNlcjpwYXNz")
@@ -35,7 +38,7 @@ func FuzzBearer(f *testing.F) {
 		}
 		switch why {
 		case "":
-			if !hasScheme || strings.Trim(rest, " ") != token || strings.ContainsAny(token, " \t") || len(token) > MaxTokenSize {
+			if !hasScheme || strings.Trim(rest, " ") != token || !tokenChars(token) || len(token) > MaxTokenSize {
 				t.Fatalf("bearer(%q) = token %q", v, token)
 			}
 		case reasonNotBearer:
@@ -51,7 +54,7 @@ func FuzzBearer(f *testing.F) {
 				t.Fatalf("bearer(%q): %s", v, why)
 			}
 		case reasonMalformed:
-			if !hasScheme || !strings.ContainsAny(strings.Trim(rest, " "), " \t") {
+			if !hasScheme || tokenChars(strings.Trim(rest, " ")) {
 				t.Fatalf("bearer(%q): %s", v, why)
 			}
 		default:
@@ -60,7 +63,12 @@ func FuzzBearer(f *testing.F) {
 
 		// Round trip: a token made of v's other bytes, after a scheme
 		// spelled in v's letter case, with spaces around.
-		tok := strings.NewReplacer(" ", "", "\t", "").Replace(v)
+		tok := strings.Map(func(r rune) rune {
+			if tokenChars(string(r)) {
+				return r
+			}
+			return -1
+		}, v)
 		if len(tok) > MaxTokenSize {
 			tok = tok[:MaxTokenSize]
 		}
@@ -79,4 +87,15 @@ func FuzzBearer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// tokenChars reports whether s holds only RFC 6750 b64token characters.
+func tokenChars(s string) bool {
+	for _, r := range s {
+		ok := 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._~+/=", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -177,10 +177,23 @@ func bearer(v string) (string, string) {
 		return "", reasonEmpty
 	case len(token) > MaxTokenSize:
 		return "", reasonTooLarge
-	case strings.ContainsAny(token, " \t"):
+	case strings.ContainsFunc(token, notTokenChar):
 		return "", reasonMalformed
 	}
 	return token, ""
+}
+
+// notTokenChar reports whether r cannot appear in a bearer token: RFC 6750's
+// b64token is letters, digits and "-._~+/" with "=" padding. Anything else,
+// a control character especially, is refused rather than left to the
+// base64 decoder, which skips CR and LF and so would read two different
+// header values as one token.
+func notTokenChar(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-._~+/=", r)
 }
 
 func unauthenticated(reason string) error {

@@ -17,8 +17,12 @@ import (
 	// The built-in filters, as the binary registers them, so that their
 	// configs are decoded and validated too.
 	_ "github.com/manifold-grpc/manifold/filters/auth"
+	_ "github.com/manifold-grpc/manifold/filters/clientcert"
+	_ "github.com/manifold-grpc/manifold/filters/concurrency"
+	_ "github.com/manifold-grpc/manifold/filters/fault"
 	_ "github.com/manifold-grpc/manifold/filters/logging"
 	_ "github.com/manifold-grpc/manifold/filters/metadata"
+	_ "github.com/manifold-grpc/manifold/filters/ratelimit"
 	_ "github.com/manifold-grpc/manifold/filters/tracing"
 )
 
@@ -161,6 +165,7 @@ func FuzzParse(f *testing.F) {
 		"listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1}]\nfilters:\n  - headers: {request: [{set: {key: x-a, value: b}}, {rename: {key: a-bin, to: b}}]}\n  - logging: {}\nroutes: [{name: r, route: c}]\n",
 		"listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1}]\nroutes:\n  - name: r\n    route: c\n    filters:\n      - auth: {providers: [{name: p, issuer: i, hmac_secret_file: /nonexistent, algorithms: [HS256]}], rules: [{methods: [/a.B/*], action: public}]}\n",
 		"a: &a [x, x]\nb: &b [*a, *a]\nlisteners: *b\n",
+		"listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: a:1, retry: [{methods: [a.B]}], circuit_breakers: {max_requests: 2}}]\nroutes:\n  - name: r\n    route: c\n    filters:\n      - rate_limit: {rate: 1.5, burst: 2, key: \"header:x-user\"}\n      - concurrency_limit: {max_concurrent: 2, max_pending: 1, queue_timeout: 10ms}\n      - fault: {delay: {duration: 1ms, percent: 10}, abort: {code: UNAVAILABLE}}\n      - client_cert: {uris: [\"spiffe://td/ns/*\"]}\n",
 		"listeners: [\n",
 		"--- {}\n--- {}\n",
 		"listeners: [{address: x, tls: {cert_file: /nonexistent.pem, key_file: /nonexistent.key}}]\n",

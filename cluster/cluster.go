@@ -48,9 +48,8 @@ type Config struct {
 	// LoadBalancing (round_robin by default).
 	Addresses []string `yaml:"addresses"`
 	// LoadBalancing is the grpc load-balancing policy: "round_robin" or
-	// "pick_first". Default: round_robin for Addresses, the resolver's
-	// choice (pick_first unless its service config says otherwise) for
-	// Target.
+	// "pick_first". Default: round_robin for Addresses, pick_first for
+	// Target (a resolver's own service config is ignored, except xDS's).
 	LoadBalancing string `yaml:"load_balancing"`
 	// ConnectTimeout is how long a connection attempt may take at least
 	// before it is abandoned and the upstream counts as unavailable
@@ -195,7 +194,11 @@ func New(cfg Config) (*Cluster, error) {
 		r := manual.NewBuilderWithScheme("manifold-static")
 		state := resolver.State{}
 		for _, a := range cfg.Addresses {
-			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+			// ServerName: each address is its own authority, for the
+			// :authority header and the name TLS checks (unless TLS
+			// sets ServerName), as with a passthrough:/// target, rather
+			// than the resolver's made-up target.
+			state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: a}}})
 		}
 		r.InitialState(state)
 		opts = append(opts, grpc.WithResolvers(r))
@@ -210,6 +213,14 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	if sc != "" {
 		opts = append(opts, grpc.WithDefaultServiceConfig(sc))
+	}
+	if !strings.HasPrefix(target, "xds:") {
+		// Retries and balancing come from this config, never from the
+		// resolver: grpc-go's DNS resolver would otherwise take them from
+		// TXT records, letting whoever controls the zone turn retries on
+		// for methods that are not idempotent. xDS delivers its routing
+		// and balancing as service config, so it keeps that.
+		opts = append(opts, grpc.WithDisableServiceConfig())
 	}
 	opts = append(opts, cfg.DialOptions...)
 	conn, err := grpc.NewClient(target, opts...)

@@ -23,9 +23,10 @@
 // [RetryPolicy] entries become the retryPolicy of methodConfig entries in
 // the connection's default service config: grpc-go retries, with its own
 // backoff, throttling ([RetryThrottling]) and replay buffer. Retry only
-// idempotent methods. A resolver that supplies its own service config
-// (DNS TXT records, xDS) replaces the default one, retries included, as
-// grpc-go always does. Hedging is not available: grpc-go does not
+// idempotent methods. A service config that a resolver supplies (DNS TXT
+// records) is ignored ([grpc.WithDisableServiceConfig]), so that DNS cannot
+// turn retries on; xds: targets keep theirs, since xDS delivers routing and
+// balancing as service config. Hedging is not available: grpc-go does not
 // implement it.
 //
 // # TLS

@@ -12,6 +12,20 @@
 // see [Passthrough]), a member that left is dropped from the set, and a
 // member that stayed keeps its connection.
 //
+// # Members that stop
+//
+// Only the resolver removes a member. A member whose process stopped stays
+// in the set, and calls to it fail with its connection's error, until the
+// resolver no longer returns its address. To shorten that, when a member's
+// connection (a [*grpc.ClientConn], or any Conn with GetState and
+// WaitForStateChange) enters TRANSIENT_FAILURE, Members asks the resolver to
+// resolve again at once ([Members.ResolveNow]), as grpc-go's own balancers
+// do. The resolver decides when it actually does: grpc-go's DNS resolver
+// waits at least 30 s between resolutions, and a Kubernetes headless
+// Service drops a pod only once its endpoints do, so a stopped member can
+// stay listed for that long. Besides, the resolver is asked every refresh
+// interval ([WithRefresh]).
+//
 // # Snapshots and reference counts
 //
 // The current set is an immutable [Snapshot]. [Members.Acquire] hands out

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 )
@@ -112,6 +114,8 @@ type Members struct {
 	readyOnce sync.Once
 
 	r         resolver.Resolver
+	rmu       sync.RWMutex // guards rClosed: no ResolveNow after r.Close
+	rClosed   bool
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -124,6 +128,10 @@ type Members struct {
 //
 // Watch returns once the resolver is built; most resolvers report their
 // first addresses later (see [Members.Ready]). Close the Members when done.
+//
+// The resolver is asked to resolve again every refresh interval
+// ([WithRefresh]) and whenever a member's connection enters
+// TRANSIENT_FAILURE (see the package doc, "Members that stop").
 func Watch(target string, dial DialFunc, opts ...Option) (*Members, error) {
 	o := options{refresh: DefaultRefresh, logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
@@ -208,9 +216,13 @@ func (m *Members) Acquire() (*Snapshot, func()) {
 	}
 }
 
-// ResolveNow asks the resolver to resolve again now.
+// ResolveNow asks the resolver to resolve again now. Members calls it on
+// its own when a member's connection fails (see [Watch]). After Close it
+// does nothing.
 func (m *Members) ResolveNow() {
-	if m.r != nil {
+	m.rmu.RLock()
+	defer m.rmu.RUnlock()
+	if m.r != nil && !m.rClosed {
 		m.r.ResolveNow(resolver.ResolveNowOptions{})
 	}
 }
@@ -222,9 +234,12 @@ func (m *Members) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stop)
 		m.wg.Wait()
+		m.rmu.Lock()
+		m.rClosed = true
 		if m.r != nil {
 			m.r.Close()
 		}
+		m.rmu.Unlock()
 		m.shutdown()
 	})
 	return nil
@@ -294,6 +309,11 @@ func (m *Members) update(st resolver.State) error {
 		}
 		e := &entry{m: m, name: w.name, addr: w.addr.Addr, member: Member{Name: w.name, Address: w.addr, Conn: conn}}
 		e.refs.Store(1)
+		if sc, ok := conn.(stateConn); ok {
+			var ctx context.Context
+			ctx, e.stopWatch = context.WithCancel(context.Background())
+			go e.watch(ctx, sc)
+		}
 		entries = append(entries, e)
 		added = append(added, w.name)
 	}
@@ -398,11 +418,43 @@ type entry struct {
 	addr   string
 	member Member
 	refs   atomic.Int64
+	// stopWatch ends the watch of the connection's state, if any.
+	stopWatch context.CancelFunc
+}
+
+// stateConn is a connection that reports its state, as a
+// [*grpc.ClientConn] does.
+type stateConn interface {
+	GetState() connectivity.State
+	WaitForStateChange(ctx context.Context, s connectivity.State) bool
+}
+
+// watch asks the resolver to resolve again each time the member's
+// connection enters TRANSIENT_FAILURE: the member may have gone, and the
+// resolver may know. grpc-go's channels stay in TRANSIENT_FAILURE until they
+// connect again, so this is once per outage; grpc-go's DNS resolver
+// rate-limits re-resolution itself. It ends when the connection shuts down
+// or ctx ends.
+func (e *entry) watch(ctx context.Context, c stateConn) {
+	s := c.GetState()
+	for c.WaitForStateChange(ctx, s) {
+		s = c.GetState()
+		switch s {
+		case connectivity.TransientFailure:
+			e.m.log.Debug("discovery: member connection failed; resolving again", "member", e.name, "address", e.addr)
+			e.m.ResolveNow()
+		case connectivity.Shutdown:
+			return
+		}
+	}
 }
 
 func (e *entry) unref() {
 	if e.refs.Add(-1) != 0 {
 		return
+	}
+	if e.stopWatch != nil {
+		defer e.stopWatch()
 	}
 	if err := e.member.Conn.Close(); err != nil {
 		e.m.log.Warn("discovery: closing a member's connection", "member", e.name, "error", err)

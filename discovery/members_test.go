@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -13,9 +14,12 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/manifold-grpc/manifold/discovery"
 )
@@ -475,4 +479,91 @@ func ExampleWatch() {
 	// node-a 127.0.0.1:50000
 	// node-b 127.0.0.1:50001
 	// 127.0.0.1:50002 127.0.0.1:50002
+}
+
+// TestResolveOnConnFailure: when a member's connection fails, the resolver
+// is asked to resolve again at once, so that a member that stopped is
+// dropped as soon as the resolver knows, not at the next refresh; a member
+// that answers causes no such request.
+func TestResolveOnConnFailure(t *testing.T) {
+	down := func() string {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lis.Close()
+		return lis.Addr().String()
+	}()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	up := lis.Addr().String()
+
+	cases := []struct {
+		name    string
+		addr    string
+		code    codes.Code // of a call to the member
+		resolve bool
+	}{
+		{"stopped member", down, codes.Unavailable, true},
+		{"serving member", up, codes.Unimplemented, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked atomic.Int32
+			r := manual.NewBuilderWithScheme("test")
+			r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: tc.addr}}})
+			// The resolver, asked again, no longer has the member.
+			r.ResolveNowCallback = func(resolver.ResolveNowOptions) {
+				asked.Add(1)
+				r.UpdateState(resolver.State{})
+			}
+			m, err := discovery.Watch("test:///x", discovery.Passthrough(grpc.WithTransportCredentials(insecure.NewCredentials())),
+				discovery.WithResolvers(r), discovery.WithRefresh(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			<-m.Ready()
+			snap, release := m.Acquire()
+			ms := snap.Members()
+			if len(ms) != 1 {
+				release()
+				t.Fatalf("members %v", ms)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = ms[0].Conn.Invoke(ctx, "/test.Svc/Method", &emptypb.Empty{}, &emptypb.Empty{})
+			release()
+			if status.Code(err) != tc.code {
+				t.Fatalf("call: %v, want %v", err, tc.code)
+			}
+			if !tc.resolve {
+				if n := asked.Load(); n != 0 {
+					t.Fatalf("the resolver was asked %d times", n)
+				}
+				return
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				s, release := m.Acquire()
+				n := len(s.Members())
+				release()
+				if n == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the stopped member is still listed; the resolver was asked %d times", asked.Load())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if asked.Load() == 0 {
+				t.Fatal("the member left though the resolver was never asked")
+			}
+		})
+	}
 }

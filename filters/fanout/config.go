@@ -29,7 +29,12 @@ type Config struct {
 	// NodesKey is the request header that names the targets of a call:
 	// comma-separated member names, or repeated values. Default "nodes".
 	NodesKey string `yaml:"nodes_key"`
-	// MaxTargets is the most targets one call may have. Default 256.
+	// MaxTargets is the most targets one call may have. Default 256. A
+	// call that names more in the nodes header ends with INVALID_ARGUMENT.
+	// A call that names none goes to every member; when the group has more
+	// than MaxTargets, it ends with INVALID_ARGUMENT for a listed group
+	// (its size is configuration: clients must name targets) and with
+	// UNAVAILABLE for a group whose resolver currently returns that many.
 	MaxTargets int `yaml:"max_targets"`
 	// MaxResponseSize caps the merged response of a unary or
 	// client-streaming call, in bytes; past it the call ends with

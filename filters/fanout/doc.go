@@ -24,7 +24,21 @@
 // nodes header selects and the spliced hostname holds. A call that finds no
 // member ends with UNAVAILABLE: "fanout GROUP: no members (resolver TARGET:
 // LAST ERROR)". Method kinds, unless configured, come from the reflection of
-// one current member ([AnyMember]).
+// one current member ([AnyMember]), skipping members that cannot be reached.
+//
+// Only the resolver removes a member: one that stopped stays in the set, and
+// each call it is a target of gets its error item (or, with fail_fast, its
+// error), until the resolver no longer returns it. A member's connection
+// failing makes [discovery.Members] ask the resolver again at once, but
+// grpc-go's DNS resolver answers at most every 30 s, and Kubernetes removes
+// a pod from DNS only once its endpoints drop it.
+//
+// A dynamic group's size is the resolver's current answer, not the client's
+// choice: a call that names no targets ends with UNAVAILABLE (worth
+// retrying) when the group has fewer members than a quorum policy needs
+// ("fanout GROUP: quorum of 3 needs 3 members, the resolver has 2") or more
+// than max_targets. The same shortfall caused by the client's nodes header,
+// or by a listed group's configuration, is INVALID_ARGUMENT.
 //
 // # Opening
 //

@@ -24,8 +24,11 @@ type MemberSource interface {
 // MemberSet is the members one call sees.
 type MemberSet struct {
 	// Version identifies the set: two sets of one source with the same
-	// version have the same members, so the terminal reuses what it
-	// derived from the first.
+	// non-zero version must have the same members and connections, so the
+	// terminal reuses what it derived from the first. A source that wants
+	// this caching gives every distinct set a distinct non-zero version.
+	// Version 0 means "not versioned": the terminal derives its lookups
+	// (names, spliced metadata) anew for each call.
 	Version uint64
 	// Members, in default target order. Names follow [Member]'s rules.
 	Members []Member
@@ -44,7 +47,11 @@ func Discovered(m *discovery.Members) MemberSource {
 type discovered struct {
 	m *discovery.Members
 	// last is the conversion of the last snapshot, reused while its
-	// version stays.
+	// version stays. A resolved snapshot's version is never 0. This cache
+	// and the terminal's are each rebuilt once per version, not per call:
+	// this one turns discovery members into fanout members, shared by
+	// every user of the source (the terminal and AnyMember); the
+	// terminal's adds its own lookups, which depend on its layout.
 	last atomic.Pointer[MemberSet]
 }
 

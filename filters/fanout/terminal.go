@@ -155,16 +155,21 @@ func (t *Terminal) acquire(ctx context.Context) (*memberSet, func(), error) {
 		release()
 		return nil, nil, status.Errorf(codes.Unavailable, "fanout %s: no members", t.cfg.Name)
 	}
-	if c := t.cache.Load(); c != nil && c.version == set.Version {
-		return c, release, nil
+	// Version 0 promises nothing: such a set is derived for this call only.
+	if set.Version != 0 {
+		if c := t.cache.Load(); c != nil && c.version == set.Version {
+			return c, release, nil
+		}
 	}
 	s, err := newMemberSet(set.Members, t.cfg.Layout)
 	if err != nil {
 		release()
 		return nil, nil, status.Errorf(codes.Unavailable, "fanout %s: %v", t.cfg.Name, err)
 	}
-	s.version = set.Version
-	t.cache.Store(s)
+	if set.Version != 0 {
+		s.version = set.Version
+		t.cache.Store(s)
+	}
 	return s, release, nil
 }
 
@@ -196,7 +201,7 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	}
 	// Every path out, a panic included, releases the members exactly once.
 	defer release()
-	targets, err := t.targets(call, set)
+	targets, named, err := t.targets(call, set)
 	if err != nil {
 		return err
 	}
@@ -205,6 +210,10 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 		return err
 	}
 	if p := t.cfg.Policy; p.Mode == Quorum && p.Quorum > len(targets) {
+		if !named && t.static == nil {
+			// The resolver, not the client, decides how many there are now.
+			return status.Errorf(codes.Unavailable, "fanout %s: quorum of %d needs %d members, the resolver has %d", t.cfg.Name, p.Quorum, p.Quorum, len(targets))
+		}
 		return status.Errorf(codes.InvalidArgument, "fanout: quorum of %d can never be reached with %d targets", p.Quorum, len(targets))
 	}
 	PolicyKey.Set(call, t.policyText)
@@ -212,20 +221,31 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	return c.run()
 }
 
-// targets returns the members a call goes to, in order, and removes the
-// selecting header from the outbound metadata.
-func (t *Terminal) targets(call *pipeline.Call, set *memberSet) ([]int, error) {
+// targets returns the members a call goes to, in order, and whether the
+// client named them, and removes the selecting header from the outbound
+// metadata.
+//
+// A shortfall the client caused (a bad nodes header) is INVALID_ARGUMENT.
+// So is a static group larger than max_targets when the client names no
+// target: its size is configuration, and the client must name targets
+// every time. A dynamic group that grew past max_targets is UNAVAILABLE
+// instead: the resolver's answer, not the request, is at fault, and it may
+// shrink again.
+func (t *Terminal) targets(call *pipeline.Call, set *memberSet) ([]int, bool, error) {
 	vals := call.Header.Get(t.cfg.NodesKey)
 	delete(call.Header, t.cfg.NodesKey)
 	if len(vals) == 0 {
 		if len(set.members) > t.cfg.MaxTargets {
-			return nil, status.Errorf(codes.InvalidArgument, "fanout: the group has %d members, more than the limit of %d targets per call; name the targets in %q", len(set.members), t.cfg.MaxTargets, t.cfg.NodesKey)
+			if t.static == nil {
+				return nil, false, status.Errorf(codes.Unavailable, "fanout %s: the resolver has %d members, more than max_targets (%d) per call; name the targets in %q", t.cfg.Name, len(set.members), t.cfg.MaxTargets, t.cfg.NodesKey)
+			}
+			return nil, false, status.Errorf(codes.InvalidArgument, "fanout: the group has %d members, more than the limit of %d targets per call; name the targets in %q", len(set.members), t.cfg.MaxTargets, t.cfg.NodesKey)
 		}
 		all := make([]int, len(set.members))
 		for i := range all {
 			all[i] = i
 		}
-		return all, nil
+		return all, false, nil
 	}
 	var out []int
 	seen := make(map[int]bool)
@@ -237,7 +257,7 @@ func (t *Terminal) targets(call *pipeline.Call, set *memberSet) ([]int, error) {
 			}
 			i, ok := set.byName[name]
 			if !ok {
-				return nil, status.Errorf(codes.InvalidArgument, "fanout: %q is not a member of this group", truncate(name, 64))
+				return nil, true, status.Errorf(codes.InvalidArgument, "fanout: %q is not a member of this group", truncate(name, 64))
 			}
 			if seen[i] {
 				continue
@@ -245,14 +265,14 @@ func (t *Terminal) targets(call *pipeline.Call, set *memberSet) ([]int, error) {
 			seen[i] = true
 			out = append(out, i)
 			if len(out) > t.cfg.MaxTargets {
-				return nil, status.Errorf(codes.InvalidArgument, "fanout: more than %d targets in %q", t.cfg.MaxTargets, t.cfg.NodesKey)
+				return nil, true, status.Errorf(codes.InvalidArgument, "fanout: more than %d targets in %q", t.cfg.MaxTargets, t.cfg.NodesKey)
 			}
 		}
 	}
 	if len(out) == 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "fanout: %q names no target", t.cfg.NodesKey)
+		return nil, true, status.Errorf(codes.InvalidArgument, "fanout: %q names no target", t.cfg.NodesKey)
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // upstreamDeadline returns the deadline of every upstream call: the

@@ -2,15 +2,10 @@ package cluster_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,43 +13,23 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/cluster"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
+	"github.com/manifold-grpc/manifold/internal/testpki"
 )
 
-// serverCert returns a self-signed ECDSA certificate for 127.0.0.1 and a
-// pool that trusts it.
+// serverCert returns a certificate for 127.0.0.1 and a pool that trusts
+// its CA.
 func serverCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "upstream"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	ca := testpki.NewCA(t, "ca")
+	return ca.Server(t, "upstream"), ca.Pool()
 }
 
 // cbcSuites are TLS 1.0–1.2 cipher suites that TLS 1.1 can use; set on
@@ -116,5 +91,68 @@ func TestTLSMinVersion(t *testing.T) {
 				t.Errorf("the caller's tls.Config was changed: MinVersion %s", tls.VersionName(clientTLS.MinVersion))
 			}
 		})
+	}
+}
+
+// TestStaticAddressesAuthority: with static addresses, each address is its
+// own authority: TLS checks the upstream's certificate against it without
+// a server_name, and the upstream sees it as :authority.
+func TestStaticAddressesAuthority(t *testing.T) {
+	t.Parallel()
+	cert, pool := serverCert(t)
+	authorities := make(chan string, 1)
+	svc := &testbackend.Service{Unary: func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		authorities <- strings.Join(md.Get(":authority"), ",")
+		return &testpb.SimpleResponse{}, nil
+	}}
+	addr, _ := testbackend.Start(t, svc, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	cl, err := cluster.New(cluster.Config{Name: "tls-static", Addresses: []string{addr}, TLS: &tls.Config{RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := testpb.NewTestServiceClient(cl.Conn()).UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+		t.Fatalf("TLS to a static address without server_name: %v", err)
+	}
+	if got := <-authorities; got != addr {
+		t.Errorf("upstream saw :authority %q, want the address %q", got, addr)
+	}
+}
+
+// TestResolverServiceConfigIgnored: a resolver that hands out a service
+// config (as DNS TXT records can) changes nothing: its retry policy is not
+// applied, so a method the config does not retry is tried once.
+func TestResolverServiceConfigIgnored(t *testing.T) {
+	t.Parallel()
+	var attempts atomic.Int32
+	addr, _ := testbackend.Start(t, &testbackend.Service{Unary: func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		attempts.Add(1)
+		return nil, status.Error(codes.Unavailable, "try again")
+	}})
+	retryAll := `{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
+		"retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.01s", "maxBackoff": "0.01s", "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}`
+	r := manual.NewBuilderWithScheme("txtconfig")
+	r.BuildCallback = func(_ resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) {
+		_ = cc.UpdateState(resolver.State{
+			Addresses:     []resolver.Address{{Addr: addr}},
+			ServiceConfig: cc.ParseServiceConfig(retryAll),
+		})
+	}
+	cl, err := cluster.New(cluster.Config{Name: "txt", Target: "txtconfig:///backend", DialOptions: []grpc.DialOption{grpc.WithResolvers(r)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = testpb.NewTestServiceClient(cl.Conn()).UnaryCall(ctx, &testpb.SimpleRequest{})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("call: %v, want UNAVAILABLE", err)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Errorf("the upstream saw %d attempts, want 1: the resolver's retry policy was applied", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
+	"github.com/manifold-grpc/manifold/internal/testpki"
 	"github.com/manifold-grpc/manifold/pipeline"
 	"github.com/manifold-grpc/manifold/server"
 )
@@ -61,9 +62,9 @@ func (b *syncBuffer) count(s string) int { return strings.Count(b.String(), s) }
 func (b *syncBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // newReloader starts a reloader closed when the test ends.
-func newReloader(t *testing.T, f certFiles, ca string, opts ...server.CertOption) *server.CertReloader {
+func newReloader(t *testing.T, f testpki.Files, ca string, opts ...server.CertOption) *server.CertReloader {
 	t.Helper()
-	r, err := server.NewCertReloader(f.cert, f.key, ca, opts...)
+	r, err := server.NewCertReloader(f.Cert, f.Key, ca, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,21 +77,21 @@ func newReloader(t *testing.T, f certFiles, ca string, opts ...server.CertOption
 // file is not reloaded, and that connections made before keep working.
 func TestCertReloaderReload(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ca")
-	certA, certB := ca.issue(t, "a", x509.ExtKeyUsageServerAuth), ca.issue(t, "b", x509.ExtKeyUsageServerAuth)
-	f := newCertFiles(t)
-	f.write(t, certA)
+	ca := testpki.NewCA(t, "ca")
+	certA, certB := ca.Server(t, "a"), ca.Server(t, "b")
+	f := testpki.NewFiles(t)
+	f.Write(t, certA)
 	var logs syncBuffer
 	r := newReloader(t, f, "", server.WithReloadInterval(0), server.WithReloadLogger(logs.logger()))
 	addr, _ := testbackend.Start(t, &testbackend.Service{})
 	env := proxytest.Start(t, addr, proxytest.Config{ServerOptions: []server.Option{server.WithTLS(r.TLSConfig())}})
 	ctx := testContext(t)
 
-	client := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: ca.pool()})
+	client := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: ca.Pool()})
 	if _, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
 		t.Fatalf("call with certificate A: %v", err)
 	}
-	if got, want := servedSerial(t, env.ProxyAddr, ca.pool()), certA.Leaf.SerialNumber.String(); got != want {
+	if got, want := servedSerial(t, env.ProxyAddr, ca.Pool()), certA.Leaf.SerialNumber.String(); got != want {
 		t.Fatalf("served serial %s, want A's %s", got, want)
 	}
 	if err := r.Reload(); err != nil {
@@ -100,11 +101,11 @@ func TestCertReloaderReload(t *testing.T) {
 		t.Errorf("unchanged files logged %d reloads, want 0", n)
 	}
 
-	f.write(t, certB)
+	f.Write(t, certB)
 	if err := r.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	if got, want := servedSerial(t, env.ProxyAddr, ca.pool()), certB.Leaf.SerialNumber.String(); got != want {
+	if got, want := servedSerial(t, env.ProxyAddr, ca.Pool()), certB.Leaf.SerialNumber.String(); got != want {
 		t.Errorf("after reload: served serial %s, want B's %s", got, want)
 	}
 	if got := r.Certificate().SerialNumber; got.Cmp(certB.Leaf.SerialNumber) != 0 {
@@ -123,16 +124,16 @@ func TestCertReloaderReload(t *testing.T) {
 // itself, and that gRPC clients then get the new certificate.
 func TestCertReloaderPolls(t *testing.T) {
 	t.Parallel()
-	caA, caB := newCA(t, "ca A"), newCA(t, "ca B")
-	f := newCertFiles(t)
-	f.write(t, caA.issue(t, "a", x509.ExtKeyUsageServerAuth))
+	caA, caB := testpki.NewCA(t, "ca A"), testpki.NewCA(t, "ca B")
+	f := testpki.NewFiles(t)
+	f.Write(t, caA.Server(t, "a"))
 	r := newReloader(t, f, "", server.WithReloadInterval(10*time.Millisecond))
 	addr, _ := testbackend.Start(t, &testbackend.Service{})
 	env := proxytest.Start(t, addr, proxytest.Config{ServerOptions: []server.Option{server.WithTLS(r.TLSConfig())}})
 	ctx := testContext(t)
 
-	certB := caB.issue(t, "b", x509.ExtKeyUsageServerAuth)
-	f.write(t, certB)
+	certB := caB.Server(t, "b")
+	f.Write(t, certB)
 	for {
 		cs, err := handshake(t, env.ProxyAddr, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
@@ -146,7 +147,7 @@ func TestCertReloaderPolls(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: caB.pool()}).UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+	if _, err := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: caB.Pool()}).UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
 		t.Errorf("call from a client trusting only the new CA: %v", err)
 	}
 }
@@ -156,7 +157,7 @@ func TestCertReloaderPolls(t *testing.T) {
 // once to a new directory.
 func TestCertReloaderSymlinkSwap(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ca")
+	ca := testpki.NewCA(t, "ca")
 	dir := t.TempDir()
 	version := func(name string, c tls.Certificate) {
 		t.Helper()
@@ -164,7 +165,7 @@ func TestCertReloaderSymlinkSwap(t *testing.T) {
 		if err := os.Mkdir(vdir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		certFiles{cert: filepath.Join(vdir, "tls.crt"), key: filepath.Join(vdir, "tls.key")}.write(t, c)
+		testpki.Files{Cert: filepath.Join(vdir, "tls.crt"), Key: filepath.Join(vdir, "tls.key")}.Write(t, c)
 		if err := os.Symlink(name, filepath.Join(dir, "..data_tmp")); err != nil {
 			t.Fatal(err)
 		}
@@ -172,9 +173,9 @@ func TestCertReloaderSymlinkSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	certA, certB := ca.issue(t, "a", x509.ExtKeyUsageServerAuth), ca.issue(t, "b", x509.ExtKeyUsageServerAuth)
+	certA, certB := ca.Server(t, "a"), ca.Server(t, "b")
 	version("..v1", certA)
-	f := certFiles{cert: filepath.Join(dir, "tls.crt"), key: filepath.Join(dir, "tls.key")}
+	f := testpki.Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key")}
 	for _, name := range []string{"tls.crt", "tls.key"} {
 		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
@@ -182,14 +183,14 @@ func TestCertReloaderSymlinkSwap(t *testing.T) {
 	}
 	r := newReloader(t, f, "", server.WithReloadInterval(0))
 	addr := proxytest.Serve(t, nopHandler, server.WithTLS(r.TLSConfig()))
-	if got := servedSerial(t, addr, ca.pool()); got != certA.Leaf.SerialNumber.String() {
+	if got := servedSerial(t, addr, ca.Pool()); got != certA.Leaf.SerialNumber.String() {
 		t.Fatalf("served serial %s, want A's", got)
 	}
 	version("..v2", certB)
 	if err := r.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := servedSerial(t, addr, ca.pool()); got != certB.Leaf.SerialNumber.String() {
+	if got := servedSerial(t, addr, ca.Pool()); got != certB.Leaf.SerialNumber.String() {
 		t.Errorf("after the swap: served serial %s, want B's", got)
 	}
 }
@@ -199,52 +200,52 @@ func TestCertReloaderSymlinkSwap(t *testing.T) {
 // good files afterwards are taken.
 func TestCertReloaderKeepsOldOnBadFiles(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ca")
-	other := newCA(t, "other")
+	ca := testpki.NewCA(t, "ca")
+	other := testpki.NewCA(t, "other")
 	tests := []struct {
 		name    string
-		change  func(t *testing.T, f certFiles, next tls.Certificate)
+		change  func(t *testing.T, f testpki.Files, next tls.Certificate)
 		wantErr string
 	}{
-		{"half-written certificate", func(t *testing.T, f certFiles, next tls.Certificate) {
-			b := certPEM(next.Certificate[0])
-			writeFile(t, f.cert, b[:len(b)/2])
-			writeFile(t, f.key, keyPEM(t, next))
+		{"half-written certificate", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			b := testpki.CertPEM(next.Leaf)
+			testpki.WriteFile(t, f.Cert, b[:len(b)/2])
+			testpki.WriteFile(t, f.Key, testpki.KeyPEM(t, next))
 		}, "failed to find any PEM data"},
-		{"key of another certificate", func(t *testing.T, f certFiles, next tls.Certificate) {
-			writeFile(t, f.cert, certPEM(next.Certificate[0]))
+		{"key of another certificate", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			testpki.WriteFile(t, f.Cert, testpki.CertPEM(next.Leaf))
 		}, "private key does not match public key"},
-		{"empty key file", func(t *testing.T, f certFiles, next tls.Certificate) {
-			writeFile(t, f.cert, certPEM(next.Certificate[0]))
-			writeFile(t, f.key, nil)
+		{"empty key file", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			testpki.WriteFile(t, f.Cert, testpki.CertPEM(next.Leaf))
+			testpki.WriteFile(t, f.Key, nil)
 		}, "failed to find any PEM data"},
-		{"missing key file", func(t *testing.T, f certFiles, next tls.Certificate) {
-			if err := os.Remove(f.key); err != nil {
+		{"missing key file", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			if err := os.Remove(f.Key); err != nil {
 				t.Fatal(err)
 			}
 		}, "no such file"},
-		{"client CA file with a key", func(t *testing.T, f certFiles, next tls.Certificate) {
-			writeFile(t, f.ca, keyPEM(t, next))
+		{"client CA file with a key", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			testpki.WriteFile(t, f.CA, testpki.KeyPEM(t, next))
 		}, `unexpected PEM block "PRIVATE KEY"`},
-		{"empty client CA file", func(t *testing.T, f certFiles, next tls.Certificate) {
-			writeFile(t, f.ca, nil)
+		{"empty client CA file", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			testpki.WriteFile(t, f.CA, nil)
 		}, "no certificates"},
-		{"client CA file with garbage", func(t *testing.T, f certFiles, next tls.Certificate) {
-			writeFile(t, f.ca, append(certPEM(other.cert.Raw), "garbage"...))
+		{"client CA file with garbage", func(t *testing.T, f testpki.Files, next tls.Certificate) {
+			testpki.WriteFile(t, f.CA, append(testpki.CertPEM(other.Cert), "garbage"...))
 		}, "trailing data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			certA, certB := ca.issue(t, "a", x509.ExtKeyUsageServerAuth), ca.issue(t, "b", x509.ExtKeyUsageServerAuth)
-			client := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
-			f := newCertFiles(t)
-			f.write(t, certA)
-			writeFile(t, f.ca, certPEM(ca.cert.Raw))
+			certA, certB := ca.Server(t, "a"), ca.Server(t, "b")
+			client := ca.Client(t, "client")
+			f := testpki.NewFiles(t)
+			f.Write(t, certA)
+			f.WriteCA(t, ca)
 			var logs syncBuffer
-			r := newReloader(t, f, f.ca, server.WithReloadInterval(0), server.WithReloadLogger(logs.logger()))
+			r := newReloader(t, f, f.CA, server.WithReloadInterval(0), server.WithReloadLogger(logs.logger()))
 			addr := proxytest.Serve(t, nopHandler, server.WithTLS(r.TLSConfig()))
-			clientCfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{client}}
+			clientCfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{client}}
 
 			tt.change(t, f, certB)
 			for range 2 {
@@ -263,8 +264,8 @@ func TestCertReloaderKeepsOldOnBadFiles(t *testing.T) {
 				t.Errorf("logged %d failures, want 1:\n%s", n, logs.String())
 			}
 
-			f.write(t, certB)
-			writeFile(t, f.ca, certPEM(ca.cert.Raw))
+			f.Write(t, certB)
+			f.WriteCA(t, ca)
 			if err := r.Reload(); err != nil {
 				t.Fatalf("Reload of good files: %v", err)
 			}
@@ -280,16 +281,16 @@ func TestCertReloaderKeepsOldOnBadFiles(t *testing.T) {
 // sessions.
 func TestCertReloaderClientCAs(t *testing.T) {
 	t.Parallel()
-	serverCA, ca1, ca2 := newCA(t, "server ca"), newCA(t, "client ca 1"), newCA(t, "client ca 2")
-	f := newCertFiles(t)
-	f.write(t, serverCA.issue(t, "proxy", x509.ExtKeyUsageServerAuth))
-	writeFile(t, f.ca, certPEM(ca1.cert.Raw))
-	r := newReloader(t, f, f.ca, server.WithReloadInterval(0))
+	serverCA, ca1, ca2 := testpki.NewCA(t, "server ca"), testpki.NewCA(t, "client ca 1"), testpki.NewCA(t, "client ca 2")
+	f := testpki.NewFiles(t)
+	f.Write(t, serverCA.Server(t, "proxy"))
+	f.WriteCA(t, ca1)
+	r := newReloader(t, f, f.CA, server.WithReloadInterval(0))
 	addr := proxytest.Serve(t, nopHandler, server.WithTLS(r.TLSConfig()))
 
 	cache := tls.NewLRUClientSessionCache(4)
-	client1 := &tls.Config{RootCAs: serverCA.pool(), Certificates: []tls.Certificate{ca1.issue(t, "one", x509.ExtKeyUsageClientAuth)}, ClientSessionCache: cache}
-	client2 := &tls.Config{RootCAs: serverCA.pool(), Certificates: []tls.Certificate{ca2.issue(t, "two", x509.ExtKeyUsageClientAuth)}}
+	client1 := &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{ca1.Client(t, "one")}, ClientSessionCache: cache}
+	client2 := &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{ca2.Client(t, "two")}}
 
 	if _, err := handshake(t, addr, client1); err != nil {
 		t.Fatalf("client of CA 1: %v", err)
@@ -302,7 +303,7 @@ func TestCertReloaderClientCAs(t *testing.T) {
 		t.Fatal("client of CA 2 accepted before the reload")
 	}
 
-	writeFile(t, f.ca, certPEM(ca2.cert.Raw))
+	f.WriteCA(t, ca2)
 	if err := r.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -322,10 +323,10 @@ func TestCertReloaderClientCAs(t *testing.T) {
 // TestNewCertReloaderErrors checks what NewCertReloader refuses.
 func TestNewCertReloaderErrors(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ca")
-	f := newCertFiles(t)
-	f.write(t, ca.issue(t, "a", x509.ExtKeyUsageServerAuth))
-	writeFile(t, f.ca, certPEM(ca.cert.Raw))
+	ca := testpki.NewCA(t, "ca")
+	f := testpki.NewFiles(t)
+	f.Write(t, ca.Server(t, "a"))
+	f.WriteCA(t, ca)
 	missing := filepath.Join(t.TempDir(), "missing")
 	tests := []struct {
 		name           string
@@ -335,16 +336,16 @@ func TestNewCertReloaderErrors(t *testing.T) {
 		wantClientAuth tls.ClientAuthType
 		wantMinVersion uint16
 	}{
-		{"no certificate file", "", f.key, "", nil, "needs a certificate file and a key file", 0, 0},
-		{"no key file", f.cert, "", "", nil, "needs a certificate file and a key file", 0, 0},
-		{"missing certificate file", missing, f.key, "", nil, "no such file", 0, 0},
-		{"certificate as key", f.cert, f.cert, "", nil, "certificate", 0, 0},
-		{"key as client CA", f.cert, f.key, f.key, nil, "unexpected PEM block", 0, 0},
-		{"TLS 1.1", f.cert, f.key, "", []server.CertOption{server.WithMinTLSVersion(tls.VersionTLS11)}, "TLS 1.1 is not allowed", 0, 0},
-		{"verification without CAs", f.cert, f.key, "", []server.CertOption{server.WithClientAuth(tls.VerifyClientCertIfGiven)}, "needs a client CA file", 0, 0},
-		{"server only", f.cert, f.key, "", nil, "", tls.NoClientCert, tls.VersionTLS12},
-		{"mutual TLS", f.cert, f.key, f.ca, nil, "", tls.RequireAndVerifyClientCert, tls.VersionTLS12},
-		{"optional client certificates, TLS 1.3", f.cert, f.key, f.ca, []server.CertOption{
+		{"no certificate file", "", f.Key, "", nil, "needs a certificate file and a key file", 0, 0},
+		{"no key file", f.Cert, "", "", nil, "needs a certificate file and a key file", 0, 0},
+		{"missing certificate file", missing, f.Key, "", nil, "no such file", 0, 0},
+		{"certificate as key", f.Cert, f.Cert, "", nil, "certificate", 0, 0},
+		{"key as client CA", f.Cert, f.Key, f.Key, nil, "unexpected PEM block", 0, 0},
+		{"TLS 1.1", f.Cert, f.Key, "", []server.CertOption{server.WithMinTLSVersion(tls.VersionTLS11)}, "TLS 1.1 is not allowed", 0, 0},
+		{"verification without CAs", f.Cert, f.Key, "", []server.CertOption{server.WithClientAuth(tls.VerifyClientCertIfGiven)}, "needs a client CA file", 0, 0},
+		{"server only", f.Cert, f.Key, "", nil, "", tls.NoClientCert, tls.VersionTLS12},
+		{"mutual TLS", f.Cert, f.Key, f.CA, nil, "", tls.RequireAndVerifyClientCert, tls.VersionTLS12},
+		{"optional client certificates, TLS 1.3", f.Cert, f.Key, f.CA, []server.CertOption{
 			server.WithClientAuth(tls.VerifyClientCertIfGiven), server.WithMinTLSVersion(tls.VersionTLS13),
 		}, "", tls.VerifyClientCertIfGiven, tls.VersionTLS13},
 	}
@@ -382,10 +383,10 @@ func TestNewCertReloaderErrors(t *testing.T) {
 // is still served.
 func TestCertReloaderClose(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ca")
-	f := newCertFiles(t)
-	f.write(t, ca.issue(t, "a", x509.ExtKeyUsageServerAuth))
-	r, err := server.NewCertReloader(f.cert, f.key, "", server.WithReloadInterval(time.Millisecond))
+	ca := testpki.NewCA(t, "ca")
+	f := testpki.NewFiles(t)
+	f.Write(t, ca.Server(t, "a"))
+	r, err := server.NewCertReloader(f.Cert, f.Key, "", server.WithReloadInterval(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +394,7 @@ func TestCertReloaderClose(t *testing.T) {
 	if err := errors.Join(r.Close(), r.Close()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := handshake(t, addr, &tls.Config{RootCAs: ca.pool()}); err != nil {
+	if _, err := handshake(t, addr, &tls.Config{RootCAs: ca.Pool()}); err != nil {
 		t.Errorf("handshake after Close: %v", err)
 	}
 }

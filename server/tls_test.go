@@ -1,17 +1,9 @@
 package server_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -20,40 +12,9 @@ import (
 
 	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
+	"github.com/manifold-grpc/manifold/internal/testpki"
 	"github.com/manifold-grpc/manifold/server"
 )
-
-// selfSigned returns a self-signed ECDSA certificate for 127.0.0.1 usable
-// for usage, and a pool that trusts it.
-func selfSigned(t *testing.T, name string, usage x509.ExtKeyUsage) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
 
 // tlsClient returns a TestService client that dials addr with TLS.
 func tlsClient(t *testing.T, addr string, cfg *tls.Config) testpb.TestServiceClient {
@@ -65,7 +26,8 @@ func tlsClient(t *testing.T, addr string, cfg *tls.Config) testpb.TestServiceCli
 // certificate can call through, and that a plaintext client cannot.
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	cert, roots := selfSigned(t, "proxy", x509.ExtKeyUsageServerAuth)
+	ca := testpki.NewCA(t, "ca")
+	cert := ca.Server(t, "proxy")
 	addr, _ := testbackend.Start(t, &testbackend.Service{})
 	env := proxytest.Start(t, addr, proxytest.Config{
 		ServerOptions: []server.Option{server.WithTLS(&tls.Config{
@@ -76,7 +38,7 @@ func TestTLS(t *testing.T) {
 	ctx := testContext(t)
 
 	var p peer.Peer
-	client := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: roots})
+	client := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: ca.Pool()})
 	resp, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("tls")}}, grpc.Peer(&p))
 	if err != nil {
 		t.Fatalf("UnaryCall over TLS: %v", err)
@@ -103,15 +65,14 @@ func TestTLS(t *testing.T) {
 // client with a trusted certificate gets through.
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
-	serverCert, serverRoots := selfSigned(t, "proxy", x509.ExtKeyUsageServerAuth)
-	clientCert, clientRoots := selfSigned(t, "client", x509.ExtKeyUsageClientAuth)
-	strangerCert, _ := selfSigned(t, "stranger", x509.ExtKeyUsageClientAuth)
+	ca, strangerCA := testpki.NewCA(t, "ca"), testpki.NewCA(t, "stranger ca")
+	clientCert, strangerCert := ca.Client(t, "client"), strangerCA.Client(t, "stranger")
 	addr, _ := testbackend.Start(t, &testbackend.Service{})
 	env := proxytest.Start(t, addr, proxytest.Config{
 		ServerOptions: []server.Option{server.WithTLS(&tls.Config{
-			Certificates: []tls.Certificate{serverCert},
+			Certificates: []tls.Certificate{ca.Server(t, "proxy")},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    clientRoots,
+			ClientCAs:    ca.Pool(),
 			MinVersion:   tls.VersionTLS12,
 		})},
 	})
@@ -129,7 +90,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := testContext(t)
-			client := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: serverRoots, Certificates: tt.certs})
+			client := tlsClient(t, env.ProxyAddr, &tls.Config{RootCAs: ca.Pool(), Certificates: tt.certs})
 			_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
 			if tt.wantOK && err != nil {
 				t.Errorf("UnaryCall: %v", err)
@@ -147,10 +108,10 @@ func TestMutualTLS(t *testing.T) {
 // set to TLS 1.3 refuses TLS 1.2.
 func TestMinTLSVersion(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "ca")
-	cert := ca.issue(t, "proxy", x509.ExtKeyUsageServerAuth)
-	f := newCertFiles(t)
-	f.write(t, cert)
+	ca := testpki.NewCA(t, "ca")
+	cert := ca.Server(t, "proxy")
+	f := testpki.NewFiles(t)
+	f.Write(t, cert)
 	reloader := func(opts ...server.CertOption) *tls.Config {
 		return newReloader(t, f, "", append(opts, server.WithReloadInterval(0))...).TLSConfig()
 	}
@@ -180,7 +141,7 @@ func TestMinTLSVersion(t *testing.T) {
 			addr := proxytest.Serve(t, nopHandler, server.WithTLS(tt.cfg))
 			for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
 				cs, err := handshake(t, addr, &tls.Config{
-					RootCAs: ca.pool(), MinVersion: v, MaxVersion: v,
+					RootCAs: ca.Pool(), MinVersion: v, MaxVersion: v,
 					CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
 				})
 				switch {

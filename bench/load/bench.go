@@ -57,7 +57,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 		return nil, err
 	}
 	b.members = b.backend.addrs
-	res.Machine.PeakResetWorks = resetPeak(b.backend.pid)
+	res.Machine.PeakResetWorks = resetPeak(b.backend.Pid)
 
 	var loads []scenario
 	fanout := false
@@ -214,7 +214,7 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 		return nil, err
 	}
 	if !fresh {
-		logf("%s serving on %s (pid %d)", name, p.addrs[0], p.pid)
+		logf("%s serving on %s (pid %d)", name, p.addrs[0], p.Pid)
 	}
 	return p, nil
 }
@@ -242,11 +242,11 @@ func waitServing(p *proc, fanout bool) error {
 		if err == nil {
 			return nil
 		}
-		if aerr := p.alive(); aerr != nil {
+		if aerr := p.Alive(); aerr != nil {
 			return aerr
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: no successful call: %v\n%s", p.name, err, p.output())
+			return fmt.Errorf("%s: no successful call: %v\n%s", p.Name, err, p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"google.golang.org/protobuf/proto"
@@ -16,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/manifold-grpc/manifold/bench/internal/build"
 )
 
 // Environment variables between the building process and the pinned one.
@@ -44,17 +44,9 @@ const (
 // own go.mod, as users build it). It also writes the BenchmarkService
 // protoset that Manifold's fan-out reads.
 func buildAll(ctx context.Context, s *settings) (string, error) {
-	benchDir, err := goOutput(ctx, "", "env", "GOMOD")
-	if err != nil || filepath.Base(benchDir) != "go.mod" {
-		return "", fmt.Errorf("run from the bench/ directory of the Manifold repo (go env GOMOD: %q, %v)", benchDir, err)
-	}
-	benchDir = filepath.Dir(benchDir)
-	rootDir, err := goOutput(ctx, benchDir, "list", "-m", "-f", "{{.Dir}}", "github.com/manifold-grpc/manifold")
+	benchDir, rootDir, err := build.Modules(ctx)
 	if err != nil {
 		return "", err
-	}
-	if mod, _ := goOutput(ctx, benchDir, "list", "-m"); mod != "github.com/manifold-grpc/manifold/bench" {
-		return "", fmt.Errorf("run from the bench/ directory of the Manifold repo (module %q)", mod)
 	}
 	dir, err := os.MkdirTemp("", "manifold-bench-")
 	if err != nil {
@@ -65,14 +57,14 @@ func buildAll(ctx context.Context, s *settings) (string, error) {
 		return "", err
 	}
 	logf("building backend and floor (bench module), manifold (%s) into %s", rootDir, dir)
-	if err := goBuild(ctx, benchDir, dir, "./backend", "./floor"); err != nil {
+	if err := build.Go(ctx, benchDir, dir, "./backend", "./floor"); err != nil {
 		return fail(err)
 	}
-	if err := goBuild(ctx, rootDir, filepath.Join(dir, binManifold), "./cmd/manifold"); err != nil {
+	if err := build.Go(ctx, rootDir, filepath.Join(dir, binManifold), "./cmd/manifold"); err != nil {
 		return fail(err)
 	}
 	if want(s.Proxies, proxyMwitkow) {
-		if err := goBuild(ctx, benchDir, dir, "./mwitkow"); err != nil {
+		if err := build.Go(ctx, benchDir, dir, "./mwitkow"); err != nil {
 			logf("mwitkow/grpc-proxy does not build; its column is left out: %v", err)
 			os.Setenv(envMwitkow, "0")
 		}
@@ -81,26 +73,6 @@ func buildAll(ctx context.Context, s *settings) (string, error) {
 		return fail(err)
 	}
 	return dir, nil
-}
-
-func goBuild(ctx context.Context, dir, out string, pkgs ...string) error {
-	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
-		out += string(filepath.Separator)
-	}
-	_, err := goOutput(ctx, dir, append([]string{"build", "-o", out}, pkgs...)...)
-	return err
-}
-
-// goOutput runs the go command in dir and returns its trimmed output.
-func goOutput(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return strings.TrimSpace(out.String()), nil
 }
 
 // writeProtoset writes the BenchmarkService's descriptors, with their

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/manifold-grpc/manifold/bench/internal/procfs"
 )
 
 // Full method names of the BenchmarkService.
@@ -187,8 +189,8 @@ func runLoad(ctx context.Context, sc scenario, tgt *target, s *settings) (runRes
 	sleep(ctx, s.Warmup)
 	var cpu0 float64
 	if tgt.p != nil {
-		cpu0, _ = cpuSeconds(tgt.p.pid)
-		resetPeak(tgt.p.pid)
+		cpu0, _ = procfs.CPUSeconds(tgt.p.Pid)
+		resetPeak(tgt.p.Pid)
 	}
 	t0 := time.Now()
 	m.end.Store(t0.Add(s.Duration).UnixNano())
@@ -196,12 +198,13 @@ func runLoad(ctx context.Context, sc scenario, tgt *target, s *settings) (runRes
 	sleep(ctx, s.Duration)
 	elapsed := time.Since(t0)
 	if tgt.p != nil {
-		cpu1, err := cpuSeconds(tgt.p.pid)
+		cpu1, err := procfs.CPUSeconds(tgt.p.Pid)
 		if err != nil {
-			return res, fmt.Errorf("%s: %w", tgt.p.name, err)
+			return res, fmt.Errorf("%s: %w", tgt.p.Name, err)
 		}
 		res.ProxyCPUSeconds = cpu1 - cpu0
-		_, res.PeakRSSKiB, _ = memKiB(tgt.p.pid)
+		mem, _ := procfs.Mem(tgt.p.Pid)
+		res.PeakRSSKiB = mem.PeakKiB
 	}
 	m.stopped.Store(true)
 	wg.Wait()
@@ -209,7 +212,7 @@ func runLoad(ctx context.Context, sc scenario, tgt *target, s *settings) (runRes
 		return res, err
 	}
 	if tgt.p != nil {
-		if err := tgt.p.alive(); err != nil {
+		if err := tgt.p.Alive(); err != nil {
 			return res, err
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/manifold-grpc/manifold/bench/internal/procfs"
 )
 
 // idleResult is one measurement of the memory idle streams hold.
@@ -57,9 +59,11 @@ func (b *bench) runIdle(ctx context.Context, name string) (idleResult, error) {
 		}
 	}
 	sleep(ctx, idleSettle)
-	if res.RSSBeforeKiB, _, err = memKiB(p.pid); err != nil {
+	before, err := procfs.Mem(p.Pid)
+	if err != nil {
 		return res, err
 	}
+	res.RSSBeforeKiB = before.RSSKiB
 
 	start := time.Now()
 	streams := make([]grpc.ClientStream, b.s.IdleStreams)
@@ -104,10 +108,12 @@ func (b *bench) runIdle(ctx context.Context, name string) (idleResult, error) {
 	}
 	res.OpenSeconds = time.Since(start).Seconds()
 	sleep(ctx, idleSettle)
-	if res.RSSAfterKiB, res.PeakRSSKiB, err = memKiB(p.pid); err != nil {
+	after, err := procfs.Mem(p.Pid)
+	if err != nil {
 		return res, err
 	}
-	if err := p.alive(); err != nil {
+	res.RSSAfterKiB, res.PeakRSSKiB = after.RSSKiB, after.PeakKiB
+	if err := p.Alive(); err != nil {
 		return res, err
 	}
 	res.KiBPerStream = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(res.Streams)

@@ -2,55 +2,34 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/manifold-grpc/manifold/bench/internal/build"
+	"github.com/manifold-grpc/manifold/bench/internal/child"
 )
 
 // buildManifold builds the real binary from the product's module (with its
 // own go.mod, as users build it) into dir.
 func buildManifold(ctx context.Context, dir string) (string, error) {
-	gomod, err := goOutput(ctx, "", "env", "GOMOD")
-	if err != nil || filepath.Base(gomod) != "go.mod" {
-		return "", fmt.Errorf("run from the bench/ directory of the Manifold repo (go env GOMOD: %q, %v)", gomod, err)
-	}
-	benchDir := filepath.Dir(gomod)
-	if mod, _ := goOutput(ctx, benchDir, "list", "-m"); mod != "github.com/manifold-grpc/manifold/bench" {
-		return "", fmt.Errorf("run from the bench/ directory of the Manifold repo (module %q)", mod)
-	}
-	root, err := goOutput(ctx, benchDir, "list", "-m", "-f", "{{.Dir}}", "github.com/manifold-grpc/manifold")
+	_, root, err := build.Modules(ctx)
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "manifold")
 	logf("building manifold (%s/cmd/manifold)", root)
-	if _, err := goOutput(ctx, root, "build", "-o", bin, "./cmd/manifold"); err != nil {
+	if err := build.Go(ctx, root, bin, "./cmd/manifold"); err != nil {
 		return "", err
 	}
 	return bin, nil
-}
-
-// goOutput runs the go command in dir and returns its trimmed output.
-func goOutput(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return strings.TrimSpace(out.String()), nil
 }
 
 // Names in the proxy's config: the one-to-one cluster and the fan-out group.
@@ -115,15 +94,11 @@ routes:
 
 // proxy is the Manifold process.
 type proxy struct {
-	cmd   *exec.Cmd
-	pid   int
+	*child.Process
 	addr  string // gRPC listener
 	admin string // admin listener
-	done  chan struct{}
-	err   error // exit status, once done is closed
 
 	mu      sync.Mutex
-	tail    []string
 	levels  map[string]int // log records by level
 	access  map[string]int // access-log records by grpc.code
 	errLogs []string       // the first error records
@@ -131,26 +106,13 @@ type proxy struct {
 
 // startProxy runs bin --config file and waits for both addresses.
 func startProxy(bin, file string) (*proxy, error) {
-	cmd := exec.Command(bin, "--config", file)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the driver
-	pr, pw, err := os.Pipe()
+	p := &proxy{levels: map[string]int{}, access: map[string]int{}}
+	addrs := make(chan [2]string, 4)
+	cp, err := child.Start("manifold", exec.Command(bin, "--config", file), func(line string) { p.record(line, addrs) })
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return nil, err
-	}
-	pw.Close()
-	p := &proxy{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), levels: map[string]int{}, access: map[string]int{}}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	addrs := make(chan [2]string, 4)
-	go p.readOutput(pr, addrs)
+	p.Process = cp
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
 	for p.addr == "" || p.admin == "" {
@@ -161,86 +123,41 @@ func startProxy(bin, file string) (*proxy, error) {
 			} else {
 				p.admin = a[1]
 			}
-		case <-p.done:
-			return nil, fmt.Errorf("manifold exited before serving (%v):\n%s", p.err, p.output())
+		case <-p.Done():
+			return nil, fmt.Errorf("manifold exited before serving (%v):\n%s", p.Err(), p.Output())
 		case <-timeout.C:
-			p.stop(time.Second)
-			return nil, fmt.Errorf("manifold did not report its addresses within 30s:\n%s", p.output())
+			p.Stop(time.Second)
+			return nil, fmt.Errorf("manifold did not report its addresses within 30s:\n%s", p.Output())
 		}
 	}
 	return p, nil
 }
 
-// readOutput reads the JSON log: the addresses, and counts of records.
-func (p *proxy) readOutput(r io.ReadCloser, addrs chan<- [2]string) {
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		var rec struct {
-			Level  string `json:"level"`
-			Msg    string `json:"msg"`
-			Listen string `json:"listen"`
-			Code   string `json:"grpc.code"`
-		}
-		_ = json.Unmarshal([]byte(line), &rec)
-		p.mu.Lock()
-		p.tail = append(p.tail, line)
-		if len(p.tail) > 40 {
-			p.tail = p.tail[len(p.tail)-40:]
-		}
-		if rec.Level == "" {
-			rec.Level = "(not JSON)"
-		}
-		p.levels[rec.Level]++
-		if rec.Msg == "finished call" {
-			p.access[rec.Code]++
-		} else if (rec.Level == "ERROR" || rec.Level == "WARN") && len(p.errLogs) < 10 {
-			p.errLogs = append(p.errLogs, line)
-		}
-		p.mu.Unlock()
-		if (rec.Msg == "manifold serving" || rec.Msg == "admin serving") && rec.Listen != "" {
-			select {
-			case addrs <- [2]string{rec.Msg, rec.Listen}:
-			default:
-			}
-		}
+// record counts one line of the JSON log, and reports the addresses.
+func (p *proxy) record(line string, addrs chan<- [2]string) {
+	var rec struct {
+		Level  string `json:"level"`
+		Msg    string `json:"msg"`
+		Listen string `json:"listen"`
+		Code   string `json:"grpc.code"`
 	}
-}
-
-func (p *proxy) output() string {
+	_ = json.Unmarshal([]byte(line), &rec)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.tail, "\n")
-}
-
-// alive reports an error if the process has exited.
-func (p *proxy) alive() error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("manifold exited (%v):\n%s", p.err, p.output())
-	default:
-		return nil
+	if rec.Level == "" {
+		rec.Level = "(not JSON)"
 	}
-}
-
-// stop sends SIGTERM (a graceful drain) and waits up to grace, then kills.
-// It reports whether the process had to be killed, and its exit status.
-func (p *proxy) stop(grace time.Duration) (killed bool, err error) {
-	select {
-	case <-p.done:
-		return false, p.err
-	default:
+	p.levels[rec.Level]++
+	if rec.Msg == "finished call" {
+		p.access[rec.Code]++
+	} else if (rec.Level == "ERROR" || rec.Level == "WARN") && len(p.errLogs) < 10 {
+		p.errLogs = append(p.errLogs, line)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return false, p.err
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return true, p.err
+	p.mu.Unlock()
+	if (rec.Msg == "manifold serving" || rec.Msg == "admin serving") && rec.Listen != "" {
+		select {
+		case addrs <- [2]string{rec.Msg, rec.Listen}:
+		default:
+		}
 	}
 }
 

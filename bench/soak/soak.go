@@ -146,8 +146,8 @@ func (sk *soak) run(ctx context.Context) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer sk.proxy.stop(time.Second)
-	logf("manifold pid %d serving on %s, admin on %s; config %s", sk.proxy.pid, sk.proxy.addr, sk.proxy.admin, file)
+	defer sk.proxy.Stop(time.Second)
+	logf("manifold pid %d serving on %s, admin on %s; config %s", sk.proxy.Pid, sk.proxy.addr, sk.proxy.admin, file)
 
 	sk.conns, err = newConns(sk.proxy.addr, s.Conns)
 	if err != nil {
@@ -183,7 +183,7 @@ func (sk *soak) run(ctx context.Context) (*results, error) {
 	workers.Wait()
 	bg.Wait()
 	loadEnd := sk.since()
-	if err := sk.proxy.alive(); err != nil {
+	if err := sk.proxy.Alive(); err != nil {
 		return nil, err
 	}
 
@@ -195,7 +195,7 @@ func (sk *soak) run(ctx context.Context) (*results, error) {
 	logf("idle after: %d goroutines, %d FDs, %.1f MiB RSS", after.Goroutines, after.FDs, float64(after.RSSKiB)/1024)
 	selfCPU, _ := procfs.CPUSeconds(os.Getpid())
 
-	killed, exitErr := sk.proxy.stop(15 * time.Second)
+	killed, exitErr := sk.proxy.Stop(15 * time.Second)
 	res := sk.results(before, after, loadEnd, selfCPU-sk.selfCPU0)
 	switch {
 	case killed:
@@ -406,17 +406,17 @@ func (sk *soak) read() sample {
 	} else {
 		smp.Goroutines, smp.MetricFDs, smp.MetricRSS = m.Goroutines, m.OpenFDs, m.RSSBytes
 	}
-	if n, err := procfs.OpenFDs(sk.proxy.pid); err != nil {
+	if n, err := procfs.OpenFDs(sk.proxy.Pid); err != nil {
 		errs = append(errs, err.Error())
 	} else {
 		smp.FDs = n
 	}
-	if m, err := procfs.Mem(sk.proxy.pid); err != nil {
+	if m, err := procfs.Mem(sk.proxy.Pid); err != nil {
 		errs = append(errs, err.Error())
 	} else {
 		smp.RSSKiB = m.RSSKiB
 	}
-	if c, err := procfs.CPUSeconds(sk.proxy.pid); err == nil {
+	if c, err := procfs.CPUSeconds(sk.proxy.Pid); err == nil {
 		smp.CPU = c
 	}
 	smp.Calls, smp.Failed, smp.Lost = sk.stats.totals()

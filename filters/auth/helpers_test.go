@@ -9,10 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/filters/auth"
+	"github.com/manifold-grpc/manifold/internal/testpki"
 	"github.com/manifold-grpc/manifold/pipeline"
 )
 
@@ -79,20 +78,10 @@ func publicPEM(t testing.TB, pub any) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-// certPEM encodes a self-signed certificate of priv's public key.
+// certPEM encodes a certificate of priv's public key.
 func certPEM(t testing.TB, priv *ecdsa.PrivateKey) []byte {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "ec.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return testpki.CertPEM(testpki.NewCA(t, "ca").Client(t, "ec.test", testpki.Key(priv)).Leaf)
 }
 
 // writeFile writes data to a new file in the test's temp dir.

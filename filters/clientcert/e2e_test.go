@@ -2,16 +2,9 @@ package clientcert_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,78 +18,18 @@ import (
 	"github.com/manifold-grpc/manifold/filters/clientcert"
 	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
+	"github.com/manifold-grpc/manifold/internal/testpki"
 	"github.com/manifold-grpc/manifold/pipeline"
 	"github.com/manifold-grpc/manifold/server"
 )
-
-var serial atomic.Int64
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t *testing.T) *testCA {
-	t.Helper()
-	ca := &testCA{}
-	ca.cert, ca.key = sign(t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "test CA"},
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}, nil)
-	return ca
-}
-
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-// issue returns a certificate for usage with the SANs s, signed by ca.
-func (ca *testCA) issue(t *testing.T, usage x509.ExtKeyUsage, s sans) tls.Certificate {
-	t.Helper()
-	tmpl := s.cert(t)
-	tmpl.Subject = pkix.Name{CommonName: "leaf"}
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
-	leaf, key := sign(t, tmpl, ca)
-	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
-}
-
-// sign creates tmpl signed by parent, or self-signed when parent is nil.
-func sign(t *testing.T, tmpl *x509.Certificate, parent *testCA) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = big.NewInt(serial.Add(1))
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	parentCert, parentKey := tmpl, key
-	if parent != nil {
-		parentCert, parentKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
 
 // TestEndToEnd runs the filter in a proxy serving mutual TLS and calls it
 // with real client certificates.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	ca, stranger := newCA(t), newCA(t)
-	serverCert := ca.issue(t, x509.ExtKeyUsageServerAuth, sans{ips: []string{"127.0.0.1"}})
-	client := func(s sans) tls.Certificate { return ca.issue(t, x509.ExtKeyUsageClientAuth, s) }
+	ca, stranger := testpki.NewCA(t, "test CA"), testpki.NewCA(t, "stranger CA")
+	serverCert := ca.Server(t, "proxy")
+	client := func(sans ...testpki.Option) tls.Certificate { return ca.Client(t, "leaf", sans...) }
 
 	var (
 		mu       sync.Mutex
@@ -131,7 +64,7 @@ func TestEndToEnd(t *testing.T) {
 			ServerOptions: []server.Option{server.WithTLS(&tls.Config{
 				Certificates: []tls.Certificate{serverCert},
 				ClientAuth:   auth,
-				ClientCAs:    ca.pool(),
+				ClientCAs:    ca.Pool(),
 			})},
 		}).ProxyAddr
 	}
@@ -139,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 	requesting := proxy(tls.RequestClientCert) // asks for a certificate, verifies nothing
 	plaintext := proxytest.Start(t, addr, proxytest.Config{Filters: []pipeline.Filter{filter, forward}}).ProxyAddr
 
-	orders := sans{uris: []string{"spiffe://cluster.local/ns/orders/sa/api"}}
+	orders := testpki.URI("spiffe://cluster.local/ns/orders/sa/api")
 	tests := []struct {
 		name       string
 		addr       string
@@ -151,16 +84,16 @@ func TestEndToEnd(t *testing.T) {
 	}{
 		{"allowed SPIFFE ID", verifying, []tls.Certificate{client(orders)}, codes.OK, "",
 			"uri:spiffe://cluster.local/ns/orders/sa/api", ""},
-		{"allowed DNS name", verifying, []tls.Certificate{client(sans{dns: []string{"batch.internal.example.com"}})}, codes.OK, "",
+		{"allowed DNS name", verifying, []tls.Certificate{client(testpki.DNS("batch.internal.example.com"))}, codes.OK, "",
 			"dns:batch.internal.example.com", ""},
-		{"SANs not allowed", verifying, []tls.Certificate{client(sans{
-			uris: []string{"spiffe://cluster.local/ns/evil/sa/x"}, dns: []string{"evil.example.com"},
-		})}, codes.PermissionDenied, "client_cert: certificate not allowed: uri: none matches; dns: none matches", "", "evil"},
-		{"no SAN of the allowed kinds", verifying, []tls.Certificate{client(sans{emails: []string{"evil@example.com"}})},
+		{"SANs not allowed", verifying, []tls.Certificate{client(
+			testpki.URI("spiffe://cluster.local/ns/evil/sa/x"), testpki.DNS("evil.example.com"),
+		)}, codes.PermissionDenied, "client_cert: certificate not allowed: uri: none matches; dns: none matches", "", "evil"},
+		{"no SAN of the allowed kinds", verifying, []tls.Certificate{client(testpki.Email("evil@example.com"))},
 			codes.PermissionDenied, "client_cert: certificate not allowed: uri: none in certificate; dns: none in certificate", "", "evil"},
 		{"no client certificate", verifying, nil, codes.Unauthenticated, "client_cert: no verified client certificate", "", ""},
 		{"certificate the listener did not verify", requesting,
-			[]tls.Certificate{stranger.issue(t, x509.ExtKeyUsageClientAuth, orders)},
+			[]tls.Certificate{stranger.Client(t, "leaf", orders)},
 			codes.Unauthenticated, "client_cert: no verified client certificate", "", ""},
 		{"plaintext", plaintext, nil, codes.Unauthenticated, "client_cert: no verified client certificate", "", ""},
 	}
@@ -168,7 +101,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			creds := grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool(), Certificates: tt.certs}))
+			creds := grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), Certificates: tt.certs}))
 			if tt.addr == plaintext {
 				creds = grpc.EmptyDialOption{}
 			}

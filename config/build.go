@@ -262,8 +262,6 @@ func (p *Proxy) filters(fs []Filter, env pipeline.BuildEnv) ([]pipeline.Filter, 
 	return out, nil
 }
 
-// fanoutConfig is the group's terminal config, without its method kinds
-// (see kinds), so that validating it does no I/O.
 // cluster connects to one fan-out member, named name, at the target or
 // addresses of cc.
 func (mc *MemberConnection) cluster(name string, cc cluster.Config, dialOpts []grpc.DialOption) (*cluster.Cluster, error) {
@@ -319,6 +317,8 @@ type clusterConn struct {
 	io.Closer
 }
 
+// fanoutConfig is the group's terminal config, without its method kinds
+// (see kinds), so that validating it does no I/O.
 func (g *FanoutGroup) fanoutConfig() fanout.Config {
 	return fanout.Config{
 		Name: g.Name, NodesKey: g.NodesKey, MaxTargets: g.MaxTargets, MaxResponseSize: g.MaxResponseSize,

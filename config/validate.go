@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/resolver"
@@ -249,12 +250,41 @@ func (d *decoder) files(path string, files map[string]string, required bool) {
 	}
 }
 
+// targetChecks are the checks a target scheme's package registered with
+// [RegisterTargetCheck].
+var (
+	targetChecksMu sync.RWMutex
+	targetChecks   = map[string]func() error{}
+)
+
+// RegisterTargetCheck makes config validation run check for every file
+// with a cluster or member target of that scheme, so that a process that
+// cannot use such targets (an xDS target without a bootstrap, say) fails
+// at load time, naming the field, instead of failing every call. Packages
+// that register a resolver call it in init.
+func RegisterTargetCheck(scheme string, check func() error) {
+	targetChecksMu.Lock()
+	defer targetChecksMu.Unlock()
+	targetChecks[scheme] = check
+}
+
 // targetScheme refuses a target URI whose scheme no resolver in this binary
 // serves: grpc-go would read the whole URI as a DNS name and fail every
-// call at run time instead.
+// call at run time instead. It also runs the scheme's registered check.
 func (d *decoder) targetScheme(path, target string) {
 	scheme, _, ok := strings.Cut(target, "://")
-	if !ok || resolver.Get(scheme) != nil {
+	if !ok {
+		return
+	}
+	if resolver.Get(scheme) != nil {
+		targetChecksMu.RLock()
+		check := targetChecks[scheme]
+		targetChecksMu.RUnlock()
+		if check != nil {
+			if err := check(); err != nil {
+				d.errorf(d.nearest(path), path, "%v", err)
+			}
+		}
 		return
 	}
 	hint := ""

@@ -21,6 +21,11 @@ func Check(target string) error {
 	if u.Scheme == "" {
 		return fmt.Errorf("%q has no scheme: want dns:///host:port, file:///path or another resolver's target", target)
 	}
+	if u.Scheme == "xds" {
+		// grpc-go's xds resolver hands out routing and a balancer, not a
+		// list of addresses a group could take as members.
+		return fmt.Errorf("%q: xds targets do not list members; use dns:/// or file:///", target)
+	}
 	b := builderFor(u.Scheme, nil)
 	if b == nil {
 		return fmt.Errorf("%q: no resolver for scheme %q", target, u.Scheme)

@@ -28,6 +28,7 @@ func TestCheck(t *testing.T) {
 		{"nodes.example.svc:50000", "no resolver for scheme"},
 		{"/etc/nodes", "no scheme"},
 		{"nosuchscheme:///x", `no resolver for scheme "nosuchscheme"`},
+		{"xds:///nodes", "xds targets do not list members"},
 		{"dns://[::1", "missing ']'"},
 	} {
 		err := Check(tc.target)

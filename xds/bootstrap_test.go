@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/manifold-grpc/manifold/config"
 	"github.com/manifold-grpc/manifold/xds"
 )
 
@@ -81,5 +82,22 @@ func TestCheckBootstrap(t *testing.T) {
 				t.Fatalf("CheckBootstrap: got %v, want an error containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestConfigRefusesXDSWithoutBootstrap: with this package imported, a
+// config file with an xds:/// cluster loads only when the process has a
+// usable bootstrap, and otherwise fails naming the field.
+func TestConfigRefusesXDSWithoutBootstrap(t *testing.T) {
+	file := []byte("listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: users, target: \"xds:///users\"}]\nroutes: [{name: r, route: users}]\n")
+	t.Setenv(xds.BootstrapFileEnv, "")
+	t.Setenv(xds.BootstrapConfigEnv, "")
+	_, err := config.Parse("m.yaml", file, func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "m.yaml:2:34: clusters[0].target: xds: no bootstrap") {
+		t.Fatalf("without a bootstrap: %v", err)
+	}
+	t.Setenv(xds.BootstrapConfigEnv, `{"node": {"id": "n"}, "xds_servers": [{"server_uri": "127.0.0.1:1", "channel_creds": [{"type": "insecure"}]}]}`)
+	if _, err := config.Parse("m.yaml", file, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatalf("with a bootstrap: %v", err)
 	}
 }

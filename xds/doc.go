@@ -49,9 +49,12 @@
 //	  }]
 //	}
 //
-// grpc-go reads the bootstrap once, when the first xds:/// connection
-// starts, and keeps one xDS client (one ADS stream) per target while a
-// connection to it is open. [CheckBootstrap] reports at startup what grpc-go
-// would otherwise only report to the first call: that neither variable is
-// set, or that the bootstrap is unreadable or incomplete.
+// grpc-go captures both variables when the process starts and reads the
+// bootstrap when the first xds:/// connection starts; it keeps one xDS
+// client (one ADS stream) per target while a connection to it is open.
+// [CheckBootstrap] reports what grpc-go would otherwise only report to the
+// first call: that neither variable is set, or that the bootstrap is
+// unreadable or incomplete. Importing this package registers it with the
+// config loader, so a config file with an xds:/// target fails to load,
+// naming the field, without a usable bootstrap.
 package xds

@@ -9,7 +9,13 @@ import (
 
 	_ "google.golang.org/grpc/xds" // registers the xds resolver, balancers and HTTP filters
 	"google.golang.org/grpc/xds/bootstrap"
+
+	"github.com/manifold-grpc/manifold/config"
 )
+
+// A config file with an xds:/// cluster is refused at load time, naming the
+// field, when the process has no usable bootstrap.
+func init() { config.RegisterTargetCheck(Scheme, CheckBootstrap) }
 
 // Scheme is the target scheme grpc-go's xDS resolver registers:
 // "xds:///name" asks the control plane for the Listener "name".

@@ -119,7 +119,23 @@ type uriPattern struct {
 
 func (m *Matcher) matchURI(san string) bool {
 	for _, p := range m.uris {
-		if san == p.s || p.prefix && strings.HasPrefix(san, p.s) {
+		if san == p.s || p.prefix && strings.HasPrefix(san, p.s) && !dotSegments(san[len(p.s):]) {
+			return true
+		}
+	}
+	return false
+}
+
+// dotSegments reports whether rest, the part of a URI SAN after a prefix,
+// could climb out of the prefix once some reader normalizes it: a "." or
+// ".." segment, an encoded dot or slash, or a backslash.
+// "spiffe://td/ns/orders/../admin" must not match "spiffe://td/ns/orders/*".
+func dotSegments(rest string) bool {
+	if strings.ContainsAny(rest, "%\\") {
+		return true
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "." || seg == ".." {
 			return true
 		}
 	}

@@ -38,3 +38,34 @@ func statusOf(err error) *status.Status {
 	}
 	return status.New(codes.Unknown, err.Error())
 }
+
+// LocalReply returns an error that ends a call with st and sends trailer
+// with it: the local reply of a filter that has trailers to add, such as a
+// retry-after hint. Response end hooks of earlier filters see the trailers
+// in [End.Trailer] and may change them, as they do an upstream's. A plain
+// status error is a local reply without trailers.
+func LocalReply(st *status.Status, trailer metadata.MD) error {
+	return &localReply{st: st, trailer: trailer}
+}
+
+type localReply struct {
+	st      *status.Status
+	trailer metadata.MD
+}
+
+func (e *localReply) Error() string {
+	return "rpc error: code = " + e.st.Code().String() + " desc = " + e.st.Message()
+}
+
+// GRPCStatus makes the reply a status error for grpc-go and [status.FromError].
+func (e *localReply) GRPCStatus() *status.Status { return e.st }
+
+// ReplyTrailer returns the trailers err still carries (see [LocalReply]):
+// whoever ends the call with err sends them.
+func ReplyTrailer(err error) metadata.MD {
+	var lr *localReply
+	if errors.As(err, &lr) {
+		return lr.trailer
+	}
+	return nil
+}

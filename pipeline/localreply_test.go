@@ -334,3 +334,71 @@ func TestLocalReplyResponse(t *testing.T) {
 		})
 	}
 }
+
+// trailerWatcher is a filter whose end hook records the retry-after
+// trailer it saw and, when asked, removes it.
+type trailerWatcher struct {
+	remove bool
+	mu     sync.Mutex
+	seen   []string
+}
+
+func (w *trailerWatcher) Name() string { return "watcher" }
+
+func (w *trailerWatcher) OnResponseEnd(_ context.Context, _ *pipeline.Call, end *pipeline.End) {
+	w.mu.Lock()
+	w.seen = append(w.seen, end.Trailer.Get("retry-after")...)
+	w.mu.Unlock()
+	if w.remove {
+		delete(end.Trailer, "retry-after")
+	}
+}
+
+// TestLocalReplyTrailers: a local reply made with pipeline.LocalReply sends
+// its trailers with its status, past any around filter, and earlier
+// filters' end hooks see them and may remove them; the upstream never sees
+// the call.
+func TestLocalReplyTrailers(t *testing.T) {
+	t.Parallel()
+	st := status.New(codes.ResourceExhausted, "limiter: slow down")
+	refuser := &pipeline.Funcs{
+		FilterName: "limiter",
+		RequestHeaders: func(context.Context, *pipeline.Call) error {
+			return pipeline.LocalReply(st, metadata.Pairs("retry-after", "3"))
+		},
+	}
+	for _, tc := range []struct {
+		name        string
+		watcher     *trailerWatcher
+		wantTrailer []string
+	}{
+		{"no end hooks: the server sends them", nil, []string{"3"}},
+		{"an earlier end hook sees them", &trailerWatcher{}, []string{"3"}},
+		{"an earlier end hook removes them", &trailerWatcher{remove: true}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
+			addr, _ := testbackend.Start(t, countingService(&calls))
+			var filters []pipeline.Filter
+			if tc.watcher != nil {
+				filters = append(filters, tc.watcher)
+			}
+			later := &recorder{}
+			filters = append(filters, recordingAround("around", later), refuser)
+			env := proxytest.Start(t, addr, proxytest.Config{Filters: filters})
+			var trailer metadata.MD
+			err := runUnary(callCtx(t), env.Client, grpc.Trailer(&trailer))
+			requireStatus(t, err, st)
+			if got := trailer.Get("retry-after"); !slices.Equal(got, tc.wantTrailer) {
+				t.Errorf("client trailer retry-after = %q, want %q", got, tc.wantTrailer)
+			}
+			if tc.watcher != nil && !slices.Equal(tc.watcher.seen, []string{"3"}) {
+				t.Errorf("the earlier end hook saw retry-after %q, want [3]", tc.watcher.seen)
+			}
+			if calls.Load() != 0 {
+				t.Errorf("backend handled %d calls, want 0", calls.Load())
+			}
+		})
+	}
+}

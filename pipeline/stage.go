@@ -138,6 +138,11 @@ func (s *hookStage) finish(ctx context.Context, call *Call, stream ServerStream,
 	if end.Trailer == nil {
 		end.Trailer = metadata.MD{}
 	}
+	// A local reply's own trailers: from here on the end hooks own them,
+	// and the plain status returned below no longer carries them.
+	for k, v := range ReplyTrailer(err) {
+		end.Trailer[k] = append(end.Trailer[k], v...)
+	}
 	for _, h := range s.respEnd {
 		if h.pos >= limit {
 			continue

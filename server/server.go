@@ -158,7 +158,13 @@ func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
 		g := s.gen.Load()
 		if g.enter() {
 			defer g.leave()
-			return g.h.Serve(call, stream)
+			err := g.h.Serve(call, stream)
+			if md := pipeline.ReplyTrailer(err); len(md) > 0 {
+				// A local reply no end hook took over: its trailers go
+				// with its status.
+				stream.SetTrailer(md)
+			}
+			return err
 		}
 		// Retired between the load and enter: a swap happened; take the
 		// new handler.

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -66,7 +65,7 @@ func (f *Filter) Name() string { return Name }
 // OnRequestHeaders takes a token from the call's bucket, or refuses the
 // call with RESOURCE_EXHAUSTED, a RetryInfo detail and a retry-after
 // trailer when there is none.
-func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) error {
+func (f *Filter) OnRequestHeaders(_ context.Context, call *pipeline.Call) error {
 	now := f.now()
 	var ok bool
 	var wait time.Duration
@@ -81,7 +80,7 @@ func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) erro
 	if ok {
 		return nil
 	}
-	return refuse(ctx, wait)
+	return refuse(wait)
 }
 
 // Keys returns the number of per-key buckets the filter holds, not
@@ -132,22 +131,19 @@ func peerIP(addr net.Addr) (string, bool) {
 	return s, s != ""
 }
 
-// refuse returns the status of a call refused for want of a token, and
-// sets the retry-after trailer. wait is positive.
-func refuse(ctx context.Context, wait time.Duration) error {
+// refuse returns the local reply of a call refused for want of a token:
+// the status with its RetryInfo, and the retry-after trailer. wait is
+// positive.
+func refuse(wait time.Duration) error {
 	secs := int64(math.Ceil(wait.Seconds()))
 	if secs < 1 {
 		secs = 1
 	}
-	// A request header hook has no stream to set trailers on: set it on
-	// the server's transport stream. Outside a gRPC server (in unit tests
-	// of the hook) there is none, and only the status carries the hint.
-	_ = grpc.SetTrailer(ctx, metadata.Pairs(RetryAfterKey, strconv.FormatInt(secs, 10)))
 	st := status.New(codes.ResourceExhausted, Name+": rate limit exceeded")
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 		st = d
 	}
-	return st.Err()
+	return pipeline.LocalReply(st, metadata.Pairs(RetryAfterKey, strconv.FormatInt(secs, 10)))
 }
 
 var _ pipeline.RequestHeadersHook = (*Filter)(nil)

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -60,21 +59,19 @@ const DefaultMaxHeaderListSize = 64 << 10
 type Option func(*options)
 
 type options struct {
-	logger     *slog.Logger
-	maxRecv    int
-	maxSend    int
-	maxStreams uint32
-	maxHeaders uint32
-	// streamWorkers is used when streamWorkersSet, else GOMAXPROCS.
-	streamWorkers    uint32
-	streamWorkersSet bool
-	tls              *tls.Config
-	keepalive        keepalive.ServerParameters
-	enforcement      keepalive.EnforcementPolicy
-	forwardedFor     bool
-	counters         bool
-	closers          []io.Closer
-	grpcOptions      []grpc.ServerOption
+	logger        *slog.Logger
+	maxRecv       int
+	maxSend       int
+	maxStreams    uint32
+	maxHeaders    uint32
+	streamWorkers uint32
+	tls           *tls.Config
+	keepalive     keepalive.ServerParameters
+	enforcement   keepalive.EnforcementPolicy
+	forwardedFor  bool
+	counters      bool
+	closers       []io.Closer
+	grpcOptions   []grpc.ServerOption
 }
 
 func defaults() options {
@@ -120,21 +117,14 @@ func WithMaxConcurrentStreams(n uint32) Option { return func(o *options) { o.max
 func WithMaxHeaderListSize(n uint32) Option { return func(o *options) { o.maxHeaders = n } }
 
 // WithStreamWorkers sets how many long-lived goroutines serve new calls
-// (grpc-go's [grpc.NumStreamWorkers]); 0 starts a goroutine per call, as
-// grpc-go does by default. A call that finds every worker busy gets its own
-// goroutine, so long streams never wait for a worker. Default
-// runtime.GOMAXPROCS(0) at [New]: a reused goroutine keeps its grown stack,
-// where a new one grows its stack again for every call (see
-// docs/performance.md for the measured effect).
+// (grpc-go's [grpc.NumStreamWorkers]); 0, the default, starts a goroutine
+// per call, as grpc-go does. A call that finds every worker busy gets its
+// own goroutine, so long streams never wait for a worker. Measured with
+// the load benchmark (docs/performance.md), workers did not lower the
+// proxy's CPU per call at GOMAXPROCS=1 (1 or 64 workers, within the noise
+// of 0), so they are off unless asked for.
 func WithStreamWorkers(n uint32) Option {
-	return func(o *options) { o.streamWorkers, o.streamWorkersSet = n, true }
-}
-
-func (o *options) workers() uint32 {
-	if o.streamWorkersSet {
-		return o.streamWorkers
-	}
-	return uint32(runtime.GOMAXPROCS(0))
+	return func(o *options) { o.streamWorkers = n }
 }
 
 // WithTLS serves TLS with cfg. For mutual TLS, set cfg.ClientAuth and

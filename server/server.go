@@ -69,7 +69,7 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(o.enforcement),
 		grpc.MaxConcurrentStreams(o.maxStreams), // 0: no limit
 		grpc.MaxHeaderListSize(o.maxHeaders),
-		grpc.NumStreamWorkers(o.workers()),
+		grpc.NumStreamWorkers(o.streamWorkers),
 		// Stop returns only after every handler has returned, so that the
 		// closers (upstream connections) outlive the calls that use them.
 		grpc.WaitForHandlers(true),

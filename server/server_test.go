@@ -56,6 +56,7 @@ func TestNewErrors(t *testing.T) {
 		{"TLS 1.1", nop, []server.Option{server.WithTLS(&tls.Config{MinVersion: tls.VersionTLS11})}, "TLS MinVersion TLS 1.1 is not allowed"},
 		{"valid", nop, []server.Option{server.WithMaxMessageSize(1, 1)}, ""},
 		{"no stream limit", nop, []server.Option{server.WithMaxConcurrentStreams(0)}, ""},
+		{"stream workers", nop, []server.Option{server.WithStreamWorkers(4)}, ""},
 		{"defaults", nop, nil, ""},
 	}
 	for _, tt := range tests {

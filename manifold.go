@@ -21,7 +21,11 @@ import (
 //	)
 //
 //	func main() { manifold.Main() }
+//
+// Main sets the garbage collector's target to [DefaultGCPercent] unless
+// GOGC is set; [Run] leaves the process's runtime settings alone.
 func Main() {
+	setGCDefault()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	go func() {
 		<-ctx.Done()

@@ -51,7 +51,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	}
 
 	var err error
-	b.backend, err = b.procs.start("backend", coreClient, b.pinned, fanMembers, filepath.Join(b.bin, binBackend),
+	b.backend, err = b.procs.start("backend", nil, coreClient, b.pinned, fanMembers, filepath.Join(b.bin, binBackend),
 		"-ports", fmt.Sprint(fanMembers), "-stream-msgs", fmt.Sprint(b.s.StreamMsgs))
 	if err != nil {
 		return nil, err
@@ -184,13 +184,13 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 	up := b.members[0]
 	switch name {
 	case direct:
-		p, err = b.procs.start("backend (fresh)", coreClient, b.pinned, 1, filepath.Join(b.bin, binBackend))
+		p, err = b.procs.start("backend (fresh)", nil, coreClient, b.pinned, 1, filepath.Join(b.bin, binBackend))
 	case proxyFloor:
-		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binFloor), "-upstream", up)
+		p, err = b.procs.start(name, nil, coreProxy, b.pinned, 1, filepath.Join(b.bin, binFloor), "-upstream", up)
 	case proxyMwitkow:
-		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binMwitkow), "-upstream", up)
+		p, err = b.procs.start(name, nil, coreProxy, b.pinned, 1, filepath.Join(b.bin, binMwitkow), "-upstream", up)
 	case proxyManifold:
-		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
+		p, err = b.procs.start(name, b.s.ManifoldEnv, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
 			"--listen", "127.0.0.1:0", "--upstream", up, "--log-format", "json", "--drain-timeout", "1s",
 			// The idle scenario opens 10,000 streams on one connection, as
 			// the floor and mwitkow (grpc-go's unlimited default) allow.
@@ -200,7 +200,7 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 		for i, m := range b.members {
 			members = append(members, fmt.Sprintf("n%d=%s", i, m))
 		}
-		p, err = b.procs.start(name, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
+		p, err = b.procs.start(name, b.s.ManifoldEnv, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
 			"--listen", "127.0.0.1:0", "--fanout", strings.Join(members, ","), "--protoset", filepath.Join(b.bin, protosetFile),
 			"--log-format", "json", "--drain-timeout", "1s", "--max-concurrent-streams", "0")
 	default:

@@ -23,6 +23,7 @@ type settings struct {
 	Scenarios   []string      `json:"scenarios"`
 	Proxies     []string      `json:"proxies"`
 	NoPin       bool          `json:"no_pin"`
+	ManifoldEnv []string      `json:"manifold_env,omitempty"`
 	JSON        string        `json:"-"`
 }
 
@@ -38,6 +39,7 @@ func parseSettings(args []string) (*settings, error) {
 	scenarios := fs.String("scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run")
 	proxies := fs.String("proxies", "floor,manifold,mwitkow", "comma-separated proxies to compare with direct calls")
 	fs.BoolVar(&s.NoPin, "no-pin", false, "do not pin processes to cores even when taskset exists")
+	manifoldEnv := fs.String("manifold-env", "", "comma-separated `KEY=VALUE` pairs added to Manifold's environment only (e.g. GOGC=100), to measure a runtime setting")
 	fs.StringVar(&s.JSON, "json", "", "also write every run and the summary as JSON to this `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./load [flags]   (from the bench/ directory)\n\n"+
@@ -49,6 +51,12 @@ func parseSettings(args []string) (*settings, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	for _, kv := range splitList(*manifoldEnv) {
+		if !strings.Contains(kv, "=") {
+			return nil, fmt.Errorf("-manifold-env: %q is not KEY=VALUE", kv)
+		}
+		s.ManifoldEnv = append(s.ManifoldEnv, kv)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

@@ -32,17 +32,18 @@ type procSet struct {
 // startTimeout bounds the wait for a process to report its address.
 const startTimeout = 30 * time.Second
 
-// start runs bin with args, on core when pinning, with GOMAXPROCS=1, and
+// start runs bin with args, on core when pinning, with GOMAXPROCS=1 and
+// env added to the environment, and
 // waits until it reported want listening addresses. A process reports an
 // address with a "listening ADDR" line or, for Manifold, its JSON "manifold
 // serving" log record.
-func (ps *procSet) start(name string, core int, pinned bool, want int, bin string, args ...string) (*proc, error) {
+func (ps *procSet) start(name string, env []string, core int, pinned bool, want int, bin string, args ...string) (*proc, error) {
 	argv := append([]string{bin}, args...)
 	if pinned {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(core)}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

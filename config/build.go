@@ -401,9 +401,9 @@ func loadPool(file string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	pool, err := server.ParseCertPool(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return pool, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +67,39 @@ func TestListenerCertificateReload(t *testing.T) {
 			t.Fatalf("rotated certificate not served: %q %v", cn, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestUpstreamCAFileStrict: an upstream CA file must hold certificates
+// only: one that also holds a key, or text after the certificates, is a
+// build error naming the file, not a smaller pool.
+func TestUpstreamCAFileStrict(t *testing.T) {
+	ca := testpki.NewCA(t, "upstream-ca")
+	leaf := ca.Server(t, "upstream")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, content, want string
+	}{
+		{"good", string(testpki.CertPEM(ca.Cert)), ""},
+		{"with a key", string(testpki.CertPEM(ca.Cert)) + string(testpki.KeyPEM(t, leaf)), "unexpected PEM block"},
+		{"trailing text", string(testpki.CertPEM(ca.Cert)) + "not pem\n", "trailing data"},
+		{"empty", "", "no certificates"},
+	} {
+		file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".pem")
+		testpki.WriteFile(t, file, []byte(tc.content))
+		cfg, err := config.Parse("m.yaml", []byte("listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: \"passthrough:///127.0.0.1:1\", tls: {ca_file: "+file+"}}]\nroutes: [{name: r, route: c}]\n"), env(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		p, err := config.BuildRoutes(cfg, config.Options{})
+		if err == nil {
+			_ = p.Close()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file)):
+			t.Errorf("%s: %v, want an error naming %s and containing %q", tc.name, err, file, tc.want)
+		}
 	}
 }

@@ -272,7 +272,7 @@ func (r *CertReloader) parse(files [3][]byte, hash [sha256.Size]byte) (*certSnap
 		ClientAuth:   *r.opts.clientAuth,
 	}
 	if r.caFile != "" {
-		pool, err := parsePool(files[2])
+		pool, err := ParseCertPool(files[2])
 		if err != nil {
 			return nil, fmt.Errorf("client CA file %s: %w", r.caFile, err)
 		}
@@ -281,9 +281,11 @@ func (r *CertReloader) parse(files [3][]byte, hash [sha256.Size]byte) (*certSnap
 	return &certSnapshot{config: cfg, hash: hash}, nil
 }
 
-// parsePool parses PEM certificates, refusing anything else and an empty
-// file.
-func parsePool(b []byte) (*x509.CertPool, error) {
+// ParseCertPool parses a PEM bundle of CA certificates, refusing any other
+// PEM block, text outside PEM blocks and a bundle without certificates:
+// a CA file that is half written or holds a key by mistake is an error, not
+// a smaller pool.
+func ParseCertPool(b []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
 	for {

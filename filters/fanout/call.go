@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -37,6 +38,12 @@ type fanCall struct {
 
 	reqMu  sync.Mutex
 	reqErr error // why the request side ended the call, if it did
+
+	// direct, once set, lets each upstream send its stream messages to
+	// the client itself instead of through the merger (see sendDirect);
+	// sendMu serializes every send on down from then on.
+	direct atomic.Bool
+	sendMu sync.Mutex
 }
 
 func newFanCall(t *Terminal, set *memberSet, call *pipeline.Call, down pipeline.ServerStream, targets []int, kind methodkind.Kind) *fanCall {

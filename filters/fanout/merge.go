@@ -171,12 +171,19 @@ func (c *fanCall) mergeStream() error {
 		freePending()
 	}()
 	// flush sends the merged headers and every pending message.
+	//
+	// Once the headers are out and the policy keeps every message, the
+	// upstreams send their messages themselves (sendDirect); the merger
+	// then sends only error items, under the same lock.
+	directOK := policy.Mode == All && !c.t.cfg.FailFast
 	flush := func() error {
 		headerSent = true
 		if timer != nil {
 			timer.Stop()
 			timeout = nil
 		}
+		c.sendMu.Lock()
+		defer c.sendMu.Unlock()
 		if err := c.down.SendHeader(c.headerUnion()); err != nil {
 			return err
 		}
@@ -190,6 +197,9 @@ func (c *fanCall) mergeStream() error {
 			if err != nil {
 				return err
 			}
+		}
+		if directOK {
+			c.direct.Store(true)
 		}
 		return nil
 	}
@@ -205,7 +215,9 @@ func (c *fanCall) mergeStream() error {
 	// deliver sends a message, or holds it until the headers are out.
 	deliver := func(p pendingMsg) error {
 		if headerSent {
+			c.sendMu.Lock()
 			err := c.down.SendMsg(&rawcodec.Frame{Data: p.data})
+			c.sendMu.Unlock()
 			if p.ack {
 				p.u.ack <- struct{}{}
 			}
@@ -238,6 +250,8 @@ func (c *fanCall) mergeStream() error {
 		}
 		u := ev.u
 		switch ev.kind {
+		case evSendFailed:
+			return ev.err
 		case evHeader:
 			if headerSent {
 				c.t.stats.lateHeaders.Add(1)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/manifold-grpc/manifold/config"
 	"github.com/manifold-grpc/manifold/filters/ratelimit"
+	"github.com/manifold-grpc/manifold/internal/configtest"
 	"github.com/manifold-grpc/manifold/pipeline"
 )
 
@@ -42,30 +43,10 @@ func TestValidate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := tc.cfg.Validate()
-			if len(tc.errs) == 0 {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := ratelimit.New(tc.cfg); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("valid, want an error")
-			}
-			if got := len(strings.Split(err.Error(), "\n")); got != len(tc.errs) {
-				t.Errorf("%d problems, want %d: %v", got, len(tc.errs), err)
-			}
-			for _, w := range tc.errs {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error lacks %q: %v", w, err)
-				}
-			}
-			if _, err := ratelimit.New(tc.cfg); err == nil || !strings.HasPrefix(err.Error(), "rate_limit: ") {
-				t.Errorf("New: %v, want an error starting rate_limit: ", err)
-			}
+			configtest.Validation(t, tc.cfg.Validate, func() error {
+				_, err := ratelimit.New(tc.cfg)
+				return err
+			}, "rate_limit: ", tc.errs)
 		})
 	}
 }

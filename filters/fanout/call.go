@@ -56,10 +56,16 @@ func newFanCall(t *Terminal, set *memberSet, call *pipeline.Call, down pipeline.
 	}
 	out := grpcmd.NewOutgoingContext(ctx, call.Header)
 	deadline, hasDeadline := t.upstreamDeadline(ctx)
+	// A client that sends one message needs no more room per member: the
+	// queue holds it, and back-pressure handles a client that sends more.
+	queueSize := t.cfg.QueueSize
+	if !kind.ClientStreams() {
+		queueSize = 1
+	}
 	for _, m := range targets {
 		u := &upstream{
 			c: c, member: m, name: set.members[m].Name,
-			queue: make(chan mem.BufferSlice, t.cfg.QueueSize),
+			queue: make(chan mem.BufferSlice, queueSize),
 			gone:  make(chan struct{}),
 			ack:   make(chan struct{}, 1),
 		}

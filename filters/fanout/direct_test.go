@@ -94,3 +94,43 @@ func TestDirectSendPanic(t *testing.T) {
 		t.Fatalf("next call: %d lines, %v; want 400", n, err)
 	}
 }
+
+// TestSingleRequestKinds: for methods whose clients send one message, each
+// member is sent the request from its receiving goroutine; a client that
+// sends two messages to a unary method anyway gets every member's verdict
+// (grpc-go servers refuse the second message), not a hang.
+func TestSingleRequestKinds(t *testing.T) {
+	g := startGroup(t, 3, nil, fanout.Config{})
+	rawStream := func(method string) grpc.ClientStream {
+		s, err := g.conn.NewStream(callCtx(t), &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	// Unary, two requests: every member refuses the second; the merged
+	// answer says so for each of them.
+	u := rawStream("/manifold.cluster.v1.Machine/Version")
+	for range 2 {
+		if err := u.SendMsg(&clusterpb.VersionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var resp clusterpb.VersionResponse
+	err := u.RecvMsg(&resp)
+	if err != nil {
+		t.Fatalf("two requests to a unary method: %v", err)
+	}
+	if len(resp.GetMessages()) != 3 {
+		t.Fatalf("%d items, want one per member: %v", len(resp.GetMessages()), &resp)
+	}
+	for _, item := range resp.GetMessages() {
+		if item.GetMetadata().GetError() == "" {
+			t.Errorf("member %s answered a unary call with two requests: %v", item.GetMetadata().GetHostname(), item)
+		}
+	}
+}

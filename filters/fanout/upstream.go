@@ -94,8 +94,13 @@ func (u *upstream) run() {
 		u.emit(event{u: u, kind: evEnd, st: status.Convert(err)})
 		return
 	}
-	c.wg.Add(1)
-	go u.send(cs)
+	if c.kind.ClientStreams() {
+		c.wg.Add(1)
+		go u.send(cs, nil)
+	} else if next, more := u.sendRequest(cs); more {
+		c.wg.Add(1)
+		go u.send(cs, next)
+	}
 
 	// nil means a trailers-only answer.
 	if md, _ := cs.Header(); md != nil {
@@ -134,12 +139,67 @@ func (u *upstream) run() {
 
 func (u *upstream) member0() grpc.ClientConnInterface { return u.c.set.members[u.member].Conn }
 
-// send copies request frames from the queue to the upstream, and
-// half-closes it when the client did.
-func (u *upstream) send(cs grpc.ClientStream) {
+// sendRequest forwards the request of a call whose client sends one
+// message (unary, server-streaming) on run's own goroutine: such a member
+// cannot answer before it has the request, so waiting for it here delays
+// nothing. When the client's half-close has arrived too, as it normally
+// has, no sender goroutine is needed; more reports that one is, to wait
+// for the half-close or forward next and what follows (a client that sends
+// more than one message anyway).
+func (u *upstream) sendRequest(cs grpc.ClientStream) (next mem.BufferSlice, more bool) {
+	select {
+	case data, ok := <-u.queue:
+		if !ok {
+			_ = cs.CloseSend()
+			u.sendDone()
+			return nil, false
+		}
+		u.sendFrame.Data = data
+		err := cs.SendMsg(&u.sendFrame)
+		u.sendFrame.Free() // no-op unless grpc-go refused it before taking it
+		if err != nil {
+			// The upstream ended; RecvMsg reports how.
+			u.sendDone()
+			return nil, false
+		}
+	case <-u.ctx.Done():
+		u.sendDone()
+		return nil, false
+	}
+	select {
+	case data, ok := <-u.queue:
+		if !ok {
+			_ = cs.CloseSend()
+			u.sendDone()
+			return nil, false
+		}
+		return data, true
+	default:
+		return nil, true
+	}
+}
+
+// sendDone marks the request side of u finished: no more frames are taken,
+// and those queued are freed.
+func (u *upstream) sendDone() {
+	close(u.gone)
+	u.drain()
+}
+
+// send copies request frames from the queue to the upstream, first the
+// frame first if there is one, and half-closes the upstream when the client
+// did. It runs on its own goroutine.
+func (u *upstream) send(cs grpc.ClientStream, first mem.BufferSlice) {
 	defer u.c.wg.Done()
-	defer u.drain()
-	defer close(u.gone)
+	defer u.sendDone()
+	if first != nil {
+		u.sendFrame.Data = first
+		err := cs.SendMsg(&u.sendFrame)
+		u.sendFrame.Free()
+		if err != nil {
+			return
+		}
+	}
 	for {
 		select {
 		case data, ok := <-u.queue:

@@ -6,10 +6,19 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
 	"github.com/manifold-grpc/manifold/config"
+	"github.com/manifold-grpc/manifold/internal/proxytest"
+	"github.com/manifold-grpc/manifold/internal/testbackend"
 	"github.com/manifold-grpc/manifold/internal/testpki"
 )
 
@@ -101,5 +110,67 @@ func TestUpstreamCAFileStrict(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file)):
 			t.Errorf("%s: %v, want an error naming %s and containing %q", tc.name, err, file, tc.want)
 		}
+	}
+}
+
+// TestUpstreamTLS: a cluster reaches an upstream over TLS with the roots
+// of ca_file, checking the name server_name gives when the certificate
+// does not name the address; without server_name, or with other roots,
+// the call fails UNAVAILABLE and never reaches the upstream.
+func TestUpstreamTLS(t *testing.T) {
+	ca := testpki.NewCA(t, "upstream-ca")
+	other := testpki.NewCA(t, "other-ca")
+	var served atomic.Int32
+	svc := &testbackend.Service{Unary: func(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+		served.Add(1)
+		return &testgrpc.SimpleResponse{}, nil
+	}}
+	cert := ca.Server(t, "upstream", testpki.DNS("upstream.internal"))
+	addr, _ := testbackend.Start(t, svc, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	dir := t.TempDir()
+	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
+	testpki.WriteFile(t, caFile, testpki.CertPEM(ca.Cert))
+	testpki.WriteFile(t, otherFile, testpki.CertPEM(other.Cert))
+
+	for _, tc := range []struct {
+		name, tls string
+		want      codes.Code
+	}{
+		{"ca_file and server_name", "{ca_file: " + caFile + ", server_name: upstream.internal}", codes.OK},
+		{"no server_name: the address is not in the certificate", "{ca_file: " + caFile + "}", codes.Unavailable},
+		{"other roots", "{ca_file: " + otherFile + ", server_name: upstream.internal}", codes.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := served.Load()
+			file := "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: \"passthrough:///" + addr + "\", tls: " + tc.tls + "}]\nroutes: [{name: r, route: c}]\n"
+			cfg, err := config.Parse("m.yaml", []byte(file), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := config.Build(cfg, config.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = p.Servers[0].Serve(lis) }()
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = p.Servers[0].Shutdown(ctx)
+				_ = p.Close()
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err = testgrpc.NewTestServiceClient(proxytest.Dial(t, lis.Addr().String())).UnaryCall(ctx, &testgrpc.SimpleRequest{})
+			if status.Code(err) != tc.want {
+				t.Fatalf("call: %v, want %v", err, tc.want)
+			}
+			if n := served.Load() - before; (tc.want == codes.OK) != (n == 1) {
+				t.Errorf("upstream served %d calls", n)
+			}
+		})
 	}
 }

@@ -67,7 +67,7 @@ var yamlLineRE = regexp.MustCompile(`line \d+`)
 // problems checks that every problem of err is a located *config.Error of
 // the file and returns them, sorted.
 func problems(t *testing.T, name string, data []byte, err error) []problem {
-	lines := bytes.Count(data, []byte("\n")) + 1
+	lines := len(yamlLines(data))
 	t.Helper()
 	leaves := leafErrors(err)
 	var out []problem
@@ -114,18 +114,25 @@ func startsWithKey(text, path string) bool {
 		if strings.HasPrefix(text, key) {
 			return true
 		}
-		// A plain key folded over several lines ("00\n0" reads "00 0"):
-		// this line holds its first part.
-		if j := strings.IndexByte(key, ' '); j > 0 && strings.TrimRight(text, " ") == key[:j] {
+		// A plain key folded over several lines ("00\n0" reads "00 0",
+		// "0\n\n0" reads "0\n0"): this line holds its first part.
+		if j := strings.IndexAny(key, " \n"); j > 0 && strings.TrimRight(text, " \t\r") == key[:j] {
 			return true
 		}
 	}
 	return false
 }
 
+// yamlLines splits data into lines as YAML counts them: CR LF, a lone CR
+// and LF each end a line.
+func yamlLines(data []byte) []string {
+	s := strings.ReplaceAll(string(data), "\r\n", "\n")
+	return strings.Split(strings.ReplaceAll(s, "\r", "\n"), "\n")
+}
+
 // lineText returns line n (from 1) of data, without its newline.
 func lineText(data []byte, n int) string {
-	lines := strings.Split(string(data), "\n")
+	lines := yamlLines(data)
 	if n > len(lines) {
 		return ""
 	}

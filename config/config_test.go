@@ -173,22 +173,8 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := config.Build(cfg, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.Servers[0].Serve(lis) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Servers[0].Shutdown(ctx)
-		_ = p.Close()
-	}()
-	conn := proxytest.Dial(t, lis.Addr().String())
+	addr := serveProxy(t, cfg)
+	conn := proxytest.Dial(t, addr)
 	if _, err := testgrpc.NewTestServiceClient(conn).UnaryCall(context.Background(), &testgrpc.SimpleRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -316,4 +302,27 @@ func TestSyntaxErrorLines(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, want an error starting %q", tc.file, err, tc.want)
 		}
 	}
+}
+
+// serveProxy builds cfg and serves its first listener on a loopback port
+// until the test ends, then shuts it down and closes the proxy. It returns
+// the listening address.
+func serveProxy(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	p, err := config.Build(cfg, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Servers[0].Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Servers[0].Shutdown(ctx)
+		_ = p.Close()
+	})
+	return lis.Addr().String()
 }

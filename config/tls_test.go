@@ -3,7 +3,6 @@ package config_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -34,24 +33,10 @@ func TestListenerCertificateReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := config.Build(cfg, config.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.Servers[0].Serve(lis) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Servers[0].Shutdown(ctx)
-		_ = p.Close()
-	}()
+	addr := serveProxy(t, cfg)
 
 	served := func(maxVersion uint16) (string, error) {
-		conn, err := tls.Dial("tcp", lis.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS10, MaxVersion: maxVersion})
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS10, MaxVersion: maxVersion})
 		if err != nil {
 			return "", err
 		}
@@ -126,7 +111,7 @@ func TestUpstreamTLS(t *testing.T) {
 		return &testgrpc.SimpleResponse{}, nil
 	}}
 	cert := ca.Server(t, "upstream", testpki.DNS("upstream.internal"))
-	addr, _ := testbackend.Start(t, svc, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	upstream, _ := testbackend.Start(t, svc, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
 	dir := t.TempDir()
 	caFile, otherFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
 	testpki.WriteFile(t, caFile, testpki.CertPEM(ca.Cert))
@@ -142,29 +127,15 @@ func TestUpstreamTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := served.Load()
-			file := "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: \"passthrough:///" + addr + "\", tls: " + tc.tls + "}]\nroutes: [{name: r, route: c}]\n"
+			file := "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: \"passthrough:///" + upstream + "\", tls: " + tc.tls + "}]\nroutes: [{name: r, route: c}]\n"
 			cfg, err := config.Parse("m.yaml", []byte(file), env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := config.Build(cfg, config.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go func() { _ = p.Servers[0].Serve(lis) }()
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = p.Servers[0].Shutdown(ctx)
-				_ = p.Close()
-			}()
+			proxyAddr := serveProxy(t, cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_, err = testgrpc.NewTestServiceClient(proxytest.Dial(t, lis.Addr().String())).UnaryCall(ctx, &testgrpc.SimpleRequest{})
+			_, err = testgrpc.NewTestServiceClient(proxytest.Dial(t, proxyAddr)).UnaryCall(ctx, &testgrpc.SimpleRequest{})
 			if status.Code(err) != tc.want {
 				t.Fatalf("call: %v, want %v", err, tc.want)
 			}

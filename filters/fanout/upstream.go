@@ -154,10 +154,7 @@ func (u *upstream) sendRequest(cs grpc.ClientStream) (next mem.BufferSlice, more
 			u.sendDone()
 			return nil, false
 		}
-		u.sendFrame.Data = data
-		err := cs.SendMsg(&u.sendFrame)
-		u.sendFrame.Free() // no-op unless grpc-go refused it before taking it
-		if err != nil {
+		if err := u.forward(cs, data); err != nil {
 			// The upstream ended; RecvMsg reports how.
 			u.sendDone()
 			return nil, false
@@ -179,6 +176,15 @@ func (u *upstream) sendRequest(cs grpc.ClientStream) (next mem.BufferSlice, more
 	}
 }
 
+// forward sends one request frame to the upstream, handing it the frame's
+// reference.
+func (u *upstream) forward(cs grpc.ClientStream, data mem.BufferSlice) error {
+	u.sendFrame.Data = data
+	err := cs.SendMsg(&u.sendFrame)
+	u.sendFrame.Free() // no-op unless grpc-go refused it before taking it
+	return err
+}
+
 // sendDone marks the request side of u finished: no more frames are taken,
 // and those queued are freed.
 func (u *upstream) sendDone() {
@@ -193,10 +199,7 @@ func (u *upstream) send(cs grpc.ClientStream, first mem.BufferSlice) {
 	defer u.c.wg.Done()
 	defer u.sendDone()
 	if first != nil {
-		u.sendFrame.Data = first
-		err := cs.SendMsg(&u.sendFrame)
-		u.sendFrame.Free()
-		if err != nil {
+		if err := u.forward(cs, first); err != nil {
 			return
 		}
 	}
@@ -207,10 +210,7 @@ func (u *upstream) send(cs grpc.ClientStream, first mem.BufferSlice) {
 				_ = cs.CloseSend()
 				return
 			}
-			u.sendFrame.Data = data
-			err := cs.SendMsg(&u.sendFrame)
-			u.sendFrame.Free() // no-op unless grpc-go refused it before taking it
-			if err != nil {
+			if err := u.forward(cs, data); err != nil {
 				// The upstream ended; run reports how.
 				return
 			}

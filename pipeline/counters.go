@@ -6,8 +6,8 @@ import (
 )
 
 // Counters count a call's messages and bytes (uncompressed) each way. The
-// server keeps them through grpc-go's stats handler, so filters that report
-// them (access logs, metrics) need no message hooks and stay header-only.
+// server counts them as they pass its stream, so filters that report them
+// (access logs, metrics) need no message hooks and stay header-only.
 // The server keeps them only when its chain reports [TouchCounters] (a
 // filter implementing [CountersUser]) or it was told to.
 type Counters struct {

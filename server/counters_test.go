@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/manifold-grpc/manifold/filters/route"
 	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
 	"github.com/manifold-grpc/manifold/pipeline"
@@ -80,5 +82,81 @@ func TestNoCountersUnlessAsked(t *testing.T) {
 	}
 	if <-seen {
 		t.Error("the server kept counters nobody asked for")
+	}
+}
+
+// TestCountersAfterSwap: counting is decided per handler, so a reload that
+// adds a filter reading the counters gets them from its first call, and
+// one that removes it stops counting.
+func TestCountersAfterSwap(t *testing.T) {
+	addr, _ := testbackend.Start(t, &testbackend.Service{})
+	seen := make(chan *pipeline.Counters, 1)
+	report := func(ctx context.Context, _ *pipeline.Call, _ *pipeline.End) {
+		seen <- pipeline.CountersFromContext(ctx)
+	}
+	probe := pipeline.ResponseEndFunc("probe", report)
+	counting := countingFilter{report}
+	env := proxytest.Start(t, addr, proxytest.Config{Filters: []pipeline.Filter{probe}})
+	swap := func(f pipeline.Filter) {
+		t.Helper()
+		chain, err := pipeline.Build([]pipeline.Filter{f}, route.New(env.Cluster))
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-env.Proxy.Swap(chain)
+	}
+	call := func() *pipeline.Counters {
+		t.Helper()
+		req := &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: make([]byte, 100)}}
+		if _, err := env.Client.UnaryCall(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		return <-seen
+	}
+	if c := call(); c != nil {
+		t.Fatal("counters before any filter asked for them")
+	}
+	swap(counting)
+	c := call()
+	if c == nil {
+		t.Fatal("no counters after a reload added a filter that reads them")
+	}
+	if c.RequestMessages.Load() != 1 || c.RequestBytes.Load() < 100 || c.ResponseMessages.Load() != 1 {
+		t.Errorf("counters = %d/%d %d/%d, want one request of ≥100 bytes and one response",
+			c.RequestMessages.Load(), c.RequestBytes.Load(), c.ResponseMessages.Load(), c.ResponseBytes.Load())
+	}
+	swap(probe)
+	if c := call(); c != nil {
+		t.Error("counters kept after a reload removed the filter that read them")
+	}
+}
+
+// TestCountersClientStream: every message of a client stream is counted,
+// with its size as the client encoded it.
+func TestCountersClientStream(t *testing.T) {
+	addr, _ := testbackend.Start(t, &testbackend.Service{})
+	got := make(chan [4]int64, 1)
+	count := countingFilter{func(ctx context.Context, _ *pipeline.Call, _ *pipeline.End) {
+		c := pipeline.CountersFromContext(ctx)
+		got <- [4]int64{c.RequestMessages.Load(), c.RequestBytes.Load(), c.ResponseMessages.Load(), c.ResponseBytes.Load()}
+	}}
+	env := proxytest.Start(t, addr, proxytest.Config{Filters: []pipeline.Filter{count}})
+	s, err := env.Client.StreamingInputCall(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, n := range []int{1, 200, 5000} {
+		req := &testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, n)}}
+		want += int64(proto.Size(req))
+		if err := s.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CloseAndRecv(); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-got; c[0] != 3 || c[1] != want || c[2] != 1 || c[3] == 0 {
+		t.Errorf("counters = %v, want [3 %d 1 >0]", c, want)
 	}
 }

@@ -10,6 +10,9 @@ import (
 // using it, so that a replaced handler's resources outlive its last call.
 type generation struct {
 	h pipeline.Handler
+	// counters: the server counts the calls' messages for h's filters
+	// ([pipeline.TouchCounters]) or because it was told to.
+	counters bool
 
 	mu      sync.Mutex
 	active  int
@@ -17,8 +20,11 @@ type generation struct {
 	idle    chan struct{} // closed once retired with no call left
 }
 
-func newGeneration(h pipeline.Handler) *generation {
-	return &generation{h: h, idle: make(chan struct{})}
+func newGeneration(h pipeline.Handler, counters bool) *generation {
+	if t, ok := h.(pipeline.Toucher); ok && t.Touches()&pipeline.TouchCounters != 0 {
+		counters = true
+	}
+	return &generation{h: h, counters: counters, idle: make(chan struct{})}
 }
 
 // enter counts a new call in; false once the generation is retired.
@@ -60,6 +66,6 @@ func (g *generation) retire() <-chan struct{} {
 // channel is closed when the last of them has ended, so that the old
 // handler's upstreams can be closed then.
 func (s *Server) Swap(h pipeline.Handler) <-chan struct{} {
-	old := s.gen.Swap(newGeneration(h))
+	old := s.gen.Swap(newGeneration(h, s.opts.counters))
 	return old.retire()
 }

@@ -59,7 +59,7 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 		}
 	}
 	s := &Server{opts: o, health: newDrainingHealth()}
-	s.gen.Store(newGeneration(handler))
+	s.gen.Store(newGeneration(handler, o.counters))
 	gopts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(newCodec()),
 		grpc.UnknownServiceHandler(s.serve),
@@ -73,9 +73,6 @@ func New(handler pipeline.Handler, opts ...Option) (*Server, error) {
 		// Stop returns only after every handler has returned, so that the
 		// closers (upstream connections) outlive the calls that use them.
 		grpc.WaitForHandlers(true),
-	}
-	if t, ok := handler.(pipeline.Toucher); o.counters || ok && t.Touches()&pipeline.TouchCounters != 0 {
-		gopts = append(gopts, grpc.StatsHandler(countingHandler{}))
 	}
 	if tlsConfig != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsConfig)))
@@ -158,6 +155,9 @@ func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
 		g := s.gen.Load()
 		if g.enter() {
 			defer g.leave()
+			if g.counters {
+				stream = withCounters(stream)
+			}
 			err := g.h.Serve(call, stream)
 			if md := pipeline.ReplyTrailer(err); len(md) > 0 {
 				// A local reply no end hook took over: its trailers go

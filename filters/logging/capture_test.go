@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -115,13 +116,18 @@ func (e entry) int(t *testing.T, key string) int64 {
 }
 
 // float returns attribute key as a float64, failing when it is missing.
-func (e entry) float(t *testing.T, key string) float64 {
+// millis returns a duration attribute: milliseconds as a decimal string.
+func (e entry) millis(t *testing.T, key string) float64 {
 	t.Helper()
 	v, ok := e.Attrs[key]
-	if !ok || v.Kind() != slog.KindFloat64 {
-		t.Fatalf("record has no float %s: %v", key, e.keys)
+	if !ok || v.Kind() != slog.KindString {
+		t.Fatalf("record has no string %s: %v", key, e.keys)
 	}
-	return v.Float64()
+	f, err := strconv.ParseFloat(v.String(), 64)
+	if err != nil {
+		t.Fatalf("%s = %q is not a decimal number", key, v.String())
+	}
+	return f
 }
 
 // absent fails if the record has any of keys.

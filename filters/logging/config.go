@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/manifold-grpc/manifold/pipeline"
 )
@@ -59,6 +60,20 @@ type Config struct {
 	// server's errors — Unknown, DeadlineExceeded, Aborted, Unimplemented,
 	// Internal, Unavailable, DataLoss — and codes above 16 at error.
 	Levels map[string]string `yaml:"levels"`
+	// Output sends the records to a destination of their own, one JSON
+	// object per line, instead of the process log: "stdout", "stderr" or a
+	// file path, opened for appending (created with mode 0640 if missing;
+	// a config reload opens it again, so log rotation can move the file
+	// and then send the reload signal). Records there are buffered and
+	// written every flush_interval or when 64 KiB are waiting, as Envoy's
+	// file access logs are: writing each record as its call ends costs a
+	// system call per call. If the process dies, the records of the last
+	// interval are lost. Levels still apply: a code set below info is not
+	// written. Default: the process log, each record as its call ends.
+	Output string `yaml:"output"`
+	// FlushInterval is the longest a record waits in output's buffer.
+	// Default 1s. Only with output.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // credentialHeaders are the request metadata keys that carry credentials.
@@ -79,6 +94,12 @@ func (c Config) Validate() error {
 			continue
 		}
 		secret[strings.ToLower(k)] = true
+	}
+	if c.FlushInterval < 0 {
+		errs = append(errs, fmt.Errorf("flush_interval: %v is negative", c.FlushInterval))
+	}
+	if c.FlushInterval != 0 && c.Output == "" {
+		errs = append(errs, errors.New("flush_interval: needs output (records to the process log are not buffered)"))
 	}
 	seen := make(map[string]bool, len(c.Headers))
 	for i, k := range c.Headers {

@@ -1,6 +1,7 @@
 package logging_test
 
 import (
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -47,6 +48,11 @@ func TestValidate(t *testing.T) {
 			errs: []string{`headers[0]: ":authority" is not a metadata key`}},
 		{name: "duplicate", cfg: logging.Config{Headers: []string{"x-a", "X-A"}},
 			errs: []string{`headers[1]: "X-A" is listed twice`}},
+		{name: "output", cfg: logging.Config{Output: "stderr", FlushInterval: 50 * time.Millisecond}},
+		{name: "negative flush interval", cfg: logging.Config{Output: "stderr", FlushInterval: -time.Second},
+			errs: []string{"flush_interval: -1s is negative"}},
+		{name: "flush interval without output", cfg: logging.Config{FlushInterval: time.Second},
+			errs: []string{"flush_interval: needs output"}},
 		{name: "bad levels", cfg: logging.Config{Levels: map[string]string{"NOPE": "info", "OK": "loud", "17": "info", "-1": "info"}},
 			errs: []string{`levels: "-1" is not a gRPC status code name`, `levels: "17" is not`, `levels: "NOPE" is not`, `levels: OK: "loud" is not a level`}},
 	} {
@@ -57,8 +63,12 @@ func TestValidate(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
 				}
-				if _, err := tc.cfg.Build(pipeline.BuildEnv{}); err != nil {
+				f, err := tc.cfg.Build(pipeline.BuildEnv{})
+				if err != nil {
 					t.Fatalf("Build: %v", err)
+				}
+				if err := f.(io.Closer).Close(); err != nil {
+					t.Fatal(err)
 				}
 				return
 			}

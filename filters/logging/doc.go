@@ -23,7 +23,7 @@
 //	grpc.method             Method
 //	grpc.code               OK, NotFound, Unavailable, … (grpc-go's names)
 //	grpc.error              status message, for codes other than OK
-//	grpc.time_ms            duration in milliseconds (float)
+//	grpc.time_ms            duration in milliseconds, a decimal string ("0.84")
 //	peer.address            client ip:port
 //	grpc.authority          :authority
 //	grpc.user_agent         user-agent

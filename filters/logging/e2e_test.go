@@ -123,7 +123,7 @@ func TestUnary(t *testing.T) {
 	if r.int(t, logging.KeyRequestBytes) == 0 {
 		t.Error("request bytes = 0")
 	}
-	took, upTook := r.float(t, logging.KeyTimeMS), r.float(t, "upstream.time_ms")
+	took, upTook := r.millis(t, logging.KeyTimeMS), r.millis(t, "upstream.time_ms")
 	if took <= 0 || upTook <= 0 || upTook > took {
 		t.Errorf("time_ms %v, upstream.time_ms %v: want 0 < upstream <= call", took, upTook)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -23,13 +24,18 @@ type Filter struct {
 	// Exactly one of log and sink is set.
 	log  *slog.Logger
 	sink grpclogging.Logger
+	// out is the buffered destination of [Config.Output], nil without.
+	out *output
 }
 
 // startKey holds the time a call reached the filter.
 var startKey = pipeline.NewKey[time.Time]("logging.start")
 
 // New returns an access-log filter for cfg that logs to a [slog.Logger]
-// ([WithLogger]; default [slog.Default]). It fails if cfg is not valid.
+// ([WithLogger]; default [slog.Default]), or, with [Config.Output], to
+// that destination as JSON lines; the logger then only hears of failed
+// writes. It fails if cfg is not valid or the output cannot be opened.
+// Close it to write the records still buffered for an output.
 func New(cfg Config, opts ...Option) (*Filter, error) {
 	o := options{}
 	for _, opt := range opts {
@@ -40,7 +46,27 @@ func New(cfg Config, opts ...Option) (*Filter, error) {
 		return nil, err
 	}
 	f.log = logger(o.logger)
+	if cfg.Output != "" {
+		interval := cfg.FlushInterval
+		if interval == 0 {
+			interval = DefaultFlushInterval
+		}
+		if f.out, err = openOutput(cfg.Output, interval, f.log); err != nil {
+			return nil, err
+		}
+		f.log = slog.New(slog.NewJSONHandler(f.out, nil))
+	}
 	return f, nil
+}
+
+// Close writes the records buffered for [Config.Output] and closes it. It
+// does nothing for a filter that logs to a logger. Calls that end after
+// Close are not logged.
+func (f *Filter) Close() error {
+	if f.out == nil {
+		return nil
+	}
+	return f.out.Close()
 }
 
 // NewWithLogger returns an access-log filter for cfg that hands its records
@@ -53,6 +79,9 @@ func New(cfg Config, opts ...Option) (*Filter, error) {
 func NewWithLogger(cfg Config, l grpclogging.Logger) (*Filter, error) {
 	if l == nil {
 		return nil, errors.New("logging: nil logger")
+	}
+	if cfg.Output != "" {
+		return nil, errors.New("logging: output and a go-grpc-middleware logger are exclusive")
 	}
 	f, err := newFilter(cfg)
 	if err != nil {
@@ -119,6 +148,7 @@ func appendFields(dst []any, prefix string, attrs []slog.Attr) []any {
 func (f *Filter) UsesCounters() bool { return true }
 
 var (
+	_ io.Closer                   = (*Filter)(nil)
 	_ pipeline.RequestHeadersHook = (*Filter)(nil)
 	_ pipeline.ResponseEndHook    = (*Filter)(nil)
 	_ pipeline.CountersUser       = (*Filter)(nil)

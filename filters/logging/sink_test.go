@@ -76,8 +76,8 @@ func TestGRPCLoggerSink(t *testing.T) {
 	if v, ok := r.fields[logging.KeyRequestMessages].(int64); !ok || v != 1 {
 		t.Errorf("%s = %#v, want int64 1", logging.KeyRequestMessages, r.fields[logging.KeyRequestMessages])
 	}
-	if v, ok := r.fields[logging.KeyTimeMS].(float64); !ok || v <= 0 {
-		t.Errorf("%s = %#v, want a positive float64", logging.KeyTimeMS, r.fields[logging.KeyTimeMS])
+	if v, ok := r.fields[logging.KeyTimeMS].(string); !ok || v == "" || v == "0" {
+		t.Errorf("%s = %#v, want a positive duration as a decimal string, as go-grpc-middleware writes it", logging.KeyTimeMS, r.fields[logging.KeyTimeMS])
 	}
 }
 

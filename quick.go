@@ -52,7 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.admin, "admin", "", "quick mode: serve /healthz, /readyz and /metrics over HTTP on this `address` (off by default; a port alone, like :9901, binds 127.0.0.1)")
 	fs.StringVar(&f.upstream, "upstream", "", "`target` to proxy every call to: host:port or a grpc target URI (dns:///, unix:, passthrough:///)")
 	fs.StringVar(&f.fanout, "fanout", "", "fan every call out to these `members`: name=target,name=target,… (instead of --upstream)")
-	fs.StringVar(&f.protoset, "protoset", "", "with --fanout: a descriptor set `file` (protoc --include_imports --descriptor_set_out) telling unary from streaming methods; without it the members' server reflection is asked")
+	fs.StringVar(&f.protoset, "protoset", "", "a descriptor set `file` (protoc --include_imports --descriptor_set_out) telling unary from streaming methods; with --fanout, without it the members' server reflection is asked; with --upstream, calls to methods it knows send one request are forwarded on one goroutine instead of two")
 	fs.StringVar(&f.policy, "fanout-policy", "all", "with --fanout: when a call is answered: all, first, or quorum:N")
 	fs.BoolVar(&f.failFast, "fanout-fail-fast", false, "with --fanout: any member's error becomes the call's status")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", cluster.DefaultConnectTimeout, "bound on one connection attempt to the upstream")
@@ -99,8 +99,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, errors.New("--config, --upstream or --fanout is required")
 	case f.upstream != "" && f.fanout != "":
 		return nil, errors.New("--upstream and --fanout are exclusive")
-	case f.fanout == "" && (f.protoset != "" || f.policy != "all" || f.failFast):
-		return nil, errors.New("--protoset, --fanout-policy and --fanout-fail-fast need --fanout")
+	case f.fanout == "" && (f.policy != "all" || f.failFast):
+		return nil, errors.New("--fanout-policy and --fanout-fail-fast need --fanout")
 	}
 	if _, err := fanout.ParsePolicy(f.policy); err != nil {
 		return nil, fmt.Errorf("--fanout-policy: %w", err)
@@ -164,11 +164,19 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 // terminal builds the quick-mode terminal and the clusters it uses.
 func terminal(f *flags, dialOpts []grpc.DialOption) (pipeline.Handler, []io.Closer, error) {
 	if f.upstream != "" {
+		var opts []route.Option
+		if f.protoset != "" {
+			ps, err := methodkind.LoadProtoset(f.protoset)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--protoset: %w", err)
+			}
+			opts = append(opts, route.WithKinds(ps))
+		}
 		up, err := cluster.New(cluster.Config{Name: "upstream", Target: f.upstream, ConnectTimeout: f.connectTimeout, MaxMessageSize: f.maxMessageSize, DialOptions: dialOpts})
 		if err != nil {
 			return nil, nil, err
 		}
-		return route.New(up), []io.Closer{up}, nil
+		return route.New(up, opts...), []io.Closer{up}, nil
 	}
 	var closers []io.Closer
 	closeAll := func() {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -81,7 +82,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"--help"}, 0, "Usage: manifold"},
 		{nil, 2, "--upstream or --fanout is required"},
 		{[]string{"--upstream", "x:1", "--fanout", "a=b:1"}, 2, "exclusive"},
-		{[]string{"--upstream", "x:1", "--protoset", "f"}, 2, "need --fanout"},
+		{[]string{"--upstream", "x:1", "--fanout-policy", "first"}, 2, "need --fanout"},
+		{[]string{"--upstream", "x:1", "--protoset", "/nonexistent"}, 1, "--protoset"},
 		{[]string{"--fanout", "a=b:1", "--fanout-policy", "most"}, 2, "--fanout-policy"},
 		{[]string{"--fanout", "a"}, 1, "not name=target"},
 		{[]string{"--fanout", "a=x:1", "--protoset", "/nonexistent"}, 1, "--protoset"},
@@ -223,4 +225,43 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Errorf("no stop line in logs:\n%s", rest.String())
 	}
 	_ = os.Remove(bin)
+}
+
+// TestUpstreamProtoset: with --protoset, one-to-one quick mode forwards
+// every call kind unchanged (calls the protoset says send one request take
+// the single-goroutine path, filters/route TestSingleRequestGoroutine).
+func TestUpstreamProtoset(t *testing.T) {
+	backend, _ := testbackend.Start(t, &testbackend.Service{})
+	addr, _ := startRun(t, "--upstream", backend, "--protoset", proxytest.WriteProtoset(t, testgrpc.File_grpc_testing_test_proto))
+	client := testgrpc.NewTestServiceClient(proxytest.Dial(t, addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if resp, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("hi")}}); err != nil || string(resp.GetPayload().GetBody()) != "hi" {
+		t.Fatalf("UnaryCall = %v, %v", resp, err)
+	}
+	cs, err := client.StreamingInputCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 10, 100} {
+		if err := cs.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, n)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp, err := cs.CloseAndRecv(); err != nil || resp.GetAggregatedPayloadSize() != 111 {
+		t.Fatalf("StreamingInputCall = %v, %v; want 111 bytes summed", resp, err)
+	}
+	ss, err := client.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1}, {Size: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{1, 2} {
+		m, err := ss.Recv()
+		if err != nil || len(m.GetPayload().GetBody()) != want {
+			t.Fatalf("server stream message %d: %v, %v", i, m, err)
+		}
+	}
+	if _, err := ss.Recv(); err != io.EOF {
+		t.Fatalf("server stream end: %v", err)
+	}
 }

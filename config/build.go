@@ -116,7 +116,15 @@ func (p *Proxy) build(cfg *Config, o Options) (err error) {
 		if !c.Optional {
 			p.Required = append(p.Required, cl)
 		}
-		terminals["route:"+c.Name] = route.New(cl)
+		kinds, err := methodKinds(c.Kinds, c.Protoset, c.protoset)
+		if err != nil {
+			return fmt.Errorf("clusters %s: protoset: %w", c.Name, err)
+		}
+		var opts []route.Option
+		if kinds != nil {
+			opts = append(opts, route.WithKinds(kinds))
+		}
+		terminals["route:"+c.Name] = route.New(cl, opts...)
 	}
 	for i := range cfg.Fanout {
 		g := &cfg.Fanout[i]
@@ -331,22 +339,34 @@ func (g *FanoutGroup) fanoutConfig() fanout.Config {
 // (loaded once, by validation, when the config came from Load), then the
 // members' reflection over conns.
 func (g *FanoutGroup) kinds(conns []grpc.ClientConnInterface) (methodkind.Resolver, error) {
-	var resolvers []methodkind.Resolver
-	if len(g.Kinds) > 0 {
-		resolvers = append(resolvers, g.Kinds)
+	r, err := methodKinds(g.Kinds, g.Protoset, g.protoset)
+	if err != nil {
+		return nil, err
 	}
-	if g.Protoset != "" {
-		ps := g.protoset
-		if ps == nil {
+	if g.Reflection == nil || *g.Reflection {
+		return methodkind.Chain(r, methodkind.NewReflection(conns)), nil
+	}
+	return methodkind.Chain(r), nil
+}
+
+// methodKinds is the resolver of configured kinds and protoset, nil for
+// neither. loaded is the protoset validation loaded, if it did.
+func methodKinds(kinds methodkind.Patterns, protoset string, loaded *methodkind.Protoset) (methodkind.Resolver, error) {
+	var resolvers []methodkind.Resolver
+	if len(kinds) > 0 {
+		resolvers = append(resolvers, kinds)
+	}
+	if protoset != "" {
+		if loaded == nil {
 			var err error
-			if ps, err = methodkind.LoadProtoset(g.Protoset); err != nil {
+			if loaded, err = methodkind.LoadProtoset(protoset); err != nil {
 				return nil, err
 			}
 		}
-		resolvers = append(resolvers, ps)
+		resolvers = append(resolvers, loaded)
 	}
-	if g.Reflection == nil || *g.Reflection {
-		resolvers = append(resolvers, methodkind.NewReflection(conns))
+	if len(resolvers) == 0 {
+		return nil, nil
 	}
 	return methodkind.Chain(resolvers...), nil
 }

@@ -80,6 +80,8 @@ func TestBrokenFiles(t *testing.T) {
 			[]string{"m.yaml:4:13: fanout[0].policy:", "most"}},
 		{"bad kind", "listeners: [{address: 127.0.0.1:0}]\nfanout:\n  - name: g\n    kinds: [{match: /a.B/*, kind: sometimes}]\n    members: [{name: a, target: 127.0.0.1:1}]\nroutes: [{name: r, fanout: g}]\n",
 			[]string{"fanout[0].kinds[0].kind:"}},
+		{"bad cluster kinds", "listeners: [{address: 127.0.0.1:0}]\nclusters:\n  - name: c\n    target: a:1\n    kinds: [{match: /a.B/*, kind: sometimes}, {match: nope, kind: unary}]\n    protoset: /nonexistent.protoset\nroutes: [{name: r, route: c}]\n",
+			[]string{"clusters[0].kinds[0].kind:", `clusters[0].kinds[1]: match "nope" must start with`, "m.yaml:6:15: clusters[0].protoset:"}},
 		{"bad match", head + "routes:\n  - name: r\n    route: c\n    match: {method: NoSlash}\n",
 			[]string{"m.yaml:6:21: routes[0].match.method:"}},
 		{"unset env", head + "routes: [{name: r, route: c, match: {authority: \"${HOST}\"}}]\n",
@@ -264,6 +266,14 @@ func TestBuildReportsProtosetErrors(t *testing.T) {
 	}
 	if _, err := config.BuildRoutes(cfg, config.Options{}); err == nil || !strings.Contains(err.Error(), "nonexistent.protoset") {
 		t.Errorf("BuildRoutes = %v, want the protoset's error", err)
+	}
+	cfg = &config.Config{
+		Listeners: []config.Listener{{Address: "127.0.0.1:0"}},
+		Clusters:  []config.Cluster{{Name: "c", Target: "127.0.0.1:1", Protoset: "/nonexistent.protoset"}},
+		Routes:    []config.Route{{Name: "r", Route: "c"}},
+	}
+	if _, err := config.BuildRoutes(cfg, config.Options{}); err == nil || !strings.Contains(err.Error(), "nonexistent.protoset") {
+		t.Errorf("BuildRoutes of a cluster = %v, want the protoset's error", err)
 	}
 }
 

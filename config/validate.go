@@ -112,6 +112,7 @@ func (d *decoder) validate(c *Config) {
 		}
 		d.clientTLS(p+".tls", cl.TLS)
 		d.targetScheme(p+".target", cl.Target)
+		c.Clusters[i].protoset = d.methodKinds(p, cl.Kinds, cl.Protoset)
 	}
 
 	groups := map[string]bool{}
@@ -154,19 +155,7 @@ func (d *decoder) validate(c *Config) {
 			d.targetScheme(mp+".target", m.Target)
 			d.clientTLS(mp+".tls", m.TLS)
 		}
-		if err := g.Kinds.Validate(); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				// "methodkind: patterns[0]: …" → fanout[i].kinds[0]: …
-				d.locate(p, strings.Replace(trimPrefix(line, "methodkind: "), "patterns[", "kinds[", 1))
-			}
-		}
-		if g.Protoset != "" {
-			ps, err := methodkind.LoadProtoset(g.Protoset)
-			if err != nil {
-				at(p+".protoset", "%v", err)
-			}
-			g.protoset = ps // kept for Build, which would otherwise read it again
-		}
+		g.protoset = d.methodKinds(p, g.Kinds, g.Protoset)
 		if err := g.fanoutConfig().Validate(); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				line = trimPrefix(line, "fanout: ")
@@ -292,6 +281,26 @@ func (d *decoder) targetScheme(path, target string) {
 		hint = " (build the binary with -tags xds, or import github.com/manifold-grpc/manifold/xds)"
 	}
 	d.errorf(d.nearest(path), path, "scheme %q: no resolver for it in this binary%s", scheme, hint)
+}
+
+// methodKinds checks the method-kind patterns and loads the protoset of
+// the cluster or group at path. It returns the protoset, kept for Build,
+// which would otherwise read the file again.
+func (d *decoder) methodKinds(path string, kinds methodkind.Patterns, protoset string) *methodkind.Protoset {
+	if err := kinds.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			// "methodkind: patterns[0]: …" → fanout[i].kinds[0]: …
+			d.locate(path, strings.Replace(trimPrefix(line, "methodkind: "), "patterns[", "kinds[", 1))
+		}
+	}
+	if protoset == "" {
+		return nil
+	}
+	ps, err := methodkind.LoadProtoset(protoset)
+	if err != nil {
+		d.errorf(d.nearest(path+".protoset"), path+".protoset", "%v", err)
+	}
+	return ps
 }
 
 func (d *decoder) clientTLS(path string, t *ClientTLS) {

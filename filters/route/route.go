@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/cluster"
+	"github.com/manifold-grpc/manifold/methodkind"
 	"github.com/manifold-grpc/manifold/pipeline"
 	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
@@ -31,6 +32,7 @@ type Terminal struct {
 	cluster string
 	conn    grpc.ClientConnInterface
 	reserve time.Duration
+	kinds   methodkind.Resolver // nil: every call takes the general path
 }
 
 // Option configures a [Terminal].
@@ -40,6 +42,21 @@ type Option func(*Terminal)
 // [DefaultDeadlineReserve]); 0 passes the client's deadline unchanged.
 func WithDeadlineReserve(d time.Duration) Option {
 	return func(t *Terminal) { t.reserve = d }
+}
+
+// WithKinds tells the terminal the kinds of methods. A call to a method r
+// knows sends one request (unary or server-streaming) is forwarded on the
+// handler's goroutine alone: it reads the request, sends it, half-closes
+// and relays the answer, where other calls need a second goroutine to move
+// requests while answers flow. That goroutine is a measurable part of the
+// cost of a small unary call (docs/performance.md). Methods r does not
+// know, and streaming-request ones, take the general path.
+//
+// r must be right: a client-streaming method said to be unary would lose
+// every request message after the first, as a grpc-go unary handler
+// would ignore them.
+func WithKinds(r methodkind.Resolver) Option {
+	return func(t *Terminal) { t.kinds = r }
 }
 
 // New returns a terminal that forwards to c.
@@ -103,10 +120,26 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	}
 
 	p := &pump{cancel: cancel}
-	go p.requests(down, up)
-	err = p.responses(down, up)
+	if t.singleRequest(ctx, call.Method) {
+		err = p.request(down, up)
+	} else {
+		go p.requests(down, up)
+	}
+	if err == nil {
+		err = p.responses(down, up)
+	}
 	t.record(call, start, err)
 	return err
+}
+
+// singleRequest reports whether the client of method sends one request
+// message, as far as the terminal's kinds know.
+func (t *Terminal) singleRequest(ctx context.Context, method string) bool {
+	if t.kinds == nil {
+		return false
+	}
+	k, _ := t.kinds.Kind(ctx, method)
+	return k == methodkind.Unary || k == methodkind.ServerStreaming
 }
 
 // record notes the upstream call's outcome in the call's state, for access
@@ -174,6 +207,28 @@ func (p *pump) requests(down pipeline.ServerStream, up grpc.ClientStream) {
 			return
 		}
 	}
+}
+
+// request forwards the one request of a unary or server-streaming call on
+// the handler's goroutine and half-closes upstream. A client that
+// half-closes without a request is forwarded as it is: the upstream judges
+// it. An error means the client side ended the call (the client went away,
+// or a filter's request hook replied); the upstream is cancelled.
+func (p *pump) request(down pipeline.ServerStream, up grpc.ClientStream) error {
+	f := new(rawcodec.Frame)
+	switch err := down.RecvMsg(f); {
+	case err == io.EOF:
+	case err != nil:
+		p.cancel()
+		return err
+	default:
+		// An error here (the upstream already ended the stream) comes
+		// back with the upstream's status from responses.
+		_ = up.SendMsg(f)
+		f.Free() // no-op unless grpc-go refused the frame before taking it
+	}
+	_ = up.CloseSend()
+	return nil
 }
 
 // responses relays the upstream's headers, frames, trailers and status.

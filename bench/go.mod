@@ -3,6 +3,7 @@ module github.com/manifold-grpc/manifold/bench
 go 1.26.8
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/manifold-grpc/manifold v0.0.0
 	github.com/mwitkow/grpc-proxy v0.0.0-20181017164139-0f1106ef9c76
 	go.uber.org/goleak v1.3.0

@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 )
 
 // bench is one whole comparison: the processes and the runs.
@@ -24,6 +27,8 @@ type bench struct {
 	// the one-to-one proxies.
 	members []string
 	proxies map[string]*proc
+	// token is the bearer token manifold-filters' auth filter accepts.
+	token string
 }
 
 // Cores: the client and the backend share core 0; every proxy gets core 1.
@@ -87,7 +92,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 		total += b.s.Repeats * len(b.targets(sc))
 	}
 	if want(b.s.Scenarios, scenarioIdle) {
-		total += b.s.Repeats * (1 + len(b.s.Proxies))
+		total += b.s.Repeats * (1 + len(oneToOneOnly(b.s.Proxies)))
 	}
 	logf("%d runs of %v (+%v warm-up) each; about %v in all", total, b.s.Duration, b.s.Warmup,
 		(time.Duration(total) * (b.s.Duration + b.s.Warmup + 300*time.Millisecond)).Round(time.Second))
@@ -120,7 +125,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	}
 
 	if want(b.s.Scenarios, scenarioIdle) {
-		names := append([]string{direct}, b.s.Proxies...)
+		names := append([]string{direct}, oneToOneOnly(b.s.Proxies)...)
 		for r := range b.s.Repeats {
 			for i, name := range rotate(names, r) {
 				if err := ctx.Err(); err != nil {
@@ -149,12 +154,16 @@ func (b *bench) targets(sc scenario) []*target {
 		ts := []*target{{Name: direct, addrs: b.members[:1], calls: 1, answers: 1}}
 		for _, name := range b.s.Proxies {
 			p := b.proxies[name]
-			ts = append(ts, &target{Name: name, proxy: name, addrs: p.addrs[:1], calls: 1, answers: 1, p: p})
+			t := &target{Name: name, proxy: name, addrs: p.addrs[:1], calls: 1, answers: 1, p: p}
+			if name == proxyFilters {
+				t.md = metadata.Pairs("authorization", "Bearer "+b.token)
+			}
+			ts = append(ts, t)
 		}
 		return ts
 	}
 	ts := []*target{{Name: direct + " ×3", addrs: b.members, calls: fanMembers, answers: 1}}
-	for _, name := range b.s.Proxies {
+	for _, name := range oneToOneOnly(b.s.Proxies) {
 		p := b.proxies[name]
 		ts = append(ts, &target{Name: name + " ×3", proxy: name, addrs: p.addrs[:1], calls: fanMembers, answers: 1, p: p})
 	}
@@ -162,6 +171,12 @@ func (b *bench) targets(sc scenario) []*target {
 		ts = append(ts, &target{Name: proxyFanout, proxy: proxyFanout, addrs: p.addrs[:1], calls: 1, answers: fanMembers, p: p})
 	}
 	return ts
+}
+
+// oneToOneOnly leaves manifold-filters out of proxies: the fan-out and
+// idle scenarios compare the proxies without filters.
+func oneToOneOnly(proxies []string) []string {
+	return slices.DeleteFunc(slices.Clone(proxies), func(p string) bool { return p == proxyFilters })
 }
 
 // rotate returns list rotated left by r, so that every target takes every
@@ -195,6 +210,12 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 			// The idle scenario opens 10,000 streams on one connection, as
 			// the floor and mwitkow (grpc-go's unlimited default) allow.
 			"--max-concurrent-streams", "0")
+	case proxyFilters:
+		cfg, err := b.writeFiltersConfig(up)
+		if err != nil {
+			return nil, err
+		}
+		p, err = b.procs.start(name, b.s.ManifoldEnv, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold), "--config", cfg)
 	case proxyFanout:
 		var members []string
 		for i, m := range b.members {
@@ -209,7 +230,11 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitServing(p, name == proxyFanout); err != nil {
+	var md metadata.MD
+	if name == proxyFilters {
+		md = metadata.Pairs("authorization", "Bearer "+b.token)
+	}
+	if err := waitServing(p, name == proxyFanout, md); err != nil {
 		p.stop()
 		return nil, err
 	}
@@ -220,7 +245,7 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 }
 
 // waitServing makes unary calls through p until one succeeds.
-func waitServing(p *proc, fanout bool) error {
+func waitServing(p *proc, fanout bool, md metadata.MD) error {
 	conn, err := dial(p.addrs[0])
 	if err != nil {
 		return err
@@ -232,7 +257,7 @@ func waitServing(p *proc, fanout bool) error {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), md), 2*time.Second)
 		var n int
 		err := conn.Invoke(ctx, methodUnary, &req, &n, codecOpt)
 		cancel()

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -151,6 +152,9 @@ func runLoad(ctx context.Context, sc scenario, tgt *target, s *settings) (runRes
 	}
 
 	// Every call of the run ends by this deadline, whatever happens.
+	if tgt.md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, tgt.md)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.Warmup+s.Duration+30*time.Second)
 	defer cancel()
 

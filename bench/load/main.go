@@ -37,7 +37,7 @@ func parseSettings(args []string) (*settings, error) {
 	fs.IntVar(&s.IdleStreams, "idle-streams", 10000, "streams held open in the idle scenario")
 	fs.IntVar(&s.StreamMsgs, "stream-msgs", 10, "messages each member sends per server-streaming call")
 	scenarios := fs.String("scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run")
-	proxies := fs.String("proxies", "floor,manifold,mwitkow", "comma-separated proxies to compare with direct calls")
+	proxies := fs.String("proxies", "floor,manifold,mwitkow,manifold-filters", "comma-separated proxies to compare with direct calls (manifold-filters: Manifold with auth, logging and tracing, one-to-one scenarios only)")
 	fs.BoolVar(&s.NoPin, "no-pin", false, "do not pin processes to cores even when taskset exists")
 	manifoldEnv := fs.String("manifold-env", "", "comma-separated `KEY=VALUE` pairs added to Manifold's environment only (e.g. GOGC=100), to measure a runtime setting")
 	fs.StringVar(&s.JSON, "json", "", "also write every run and the summary as JSON to this `file`")
@@ -76,10 +76,10 @@ func parseSettings(args []string) (*settings, error) {
 	}
 	for _, p := range splitList(*proxies) {
 		switch p {
-		case proxyFloor, proxyManifold, proxyMwitkow:
+		case proxyFloor, proxyManifold, proxyMwitkow, proxyFilters:
 			s.Proxies = append(s.Proxies, p)
 		default:
-			return nil, fmt.Errorf("-proxies: unknown proxy %q (floor, manifold, mwitkow)", p)
+			return nil, fmt.Errorf("-proxies: unknown proxy %q (floor, manifold, mwitkow, manifold-filters)", p)
 		}
 	}
 	return s, nil

@@ -89,6 +89,8 @@ type summaryRow struct {
 	CPUVsMwitkow span `json:"cpu_vs_mwitkow"`
 	// Fan-out only: against three one-to-one calls through Manifold.
 	CPUVsOneToOne span `json:"cpu_vs_manifold_one_to_one_x3"`
+	// manifold-filters only: against Manifold with its empty chain.
+	CPUVsEmptyChain span `json:"cpu_vs_manifold_empty_chain,omitzero"`
 
 	Errors int64 `json:"errors"`
 }
@@ -144,7 +146,7 @@ func (r *results) summarize() {
 		order = sortTargets(order, directName)
 		for _, t := range order {
 			row := summaryRow{Scenario: sc.Name, Target: t}
-			var ops, p50, p99, cpu, rss, thrD, p50D, p99D, addD, thrF, cpuF, cpuM, cpu1 []float64
+			var ops, p50, p99, cpu, rss, thrD, p50D, p99D, addD, thrF, cpuF, cpuM, cpu1, cpuE []float64
 			for rep := 0; rep < r.Settings.Repeats; rep++ {
 				m := byRep[rep]
 				run, ok := m[t]
@@ -175,11 +177,15 @@ func (r *results) summarize() {
 				if o, ok := m[withSuffix(sc, proxyManifold)]; ok && sc.Fanout && t == proxyFanout {
 					cpu1 = append(cpu1, run.CPUPer10k/o.CPUPer10k)
 				}
+				if o, ok := m[proxyManifold]; ok && t == proxyFilters && o.CPUPer10k > 0 {
+					cpuE = append(cpuE, run.CPUPer10k/o.CPUPer10k)
+				}
 			}
 			row.OpsPerSec, row.P50us, row.P99us = spanOf(ops), spanOf(p50), spanOf(p99)
 			row.CPUPer10k, row.PeakRSSMiB = spanOf(cpu), spanOf(rss)
 			row.ThroughputVsDirect, row.P50VsDirect, row.P99VsDirect, row.AddedP50us = spanOf(thrD), spanOf(p50D), spanOf(p99D), spanOf(addD)
 			row.ThroughputVsFloor, row.CPUVsFloor, row.CPUVsMwitkow, row.CPUVsOneToOne = spanOf(thrF), spanOf(cpuF), spanOf(cpuM), spanOf(cpu1)
+			row.CPUVsEmptyChain = spanOf(cpuE)
 			r.Summary = append(r.Summary, row)
 		}
 	}
@@ -222,7 +228,7 @@ func sortTargets(names []string, directName string) []string {
 		switch {
 		case n == directName:
 			return 0
-		case strings.HasPrefix(n, proxyFanout):
+		case strings.HasPrefix(n, proxyFanout), n == proxyFilters:
 			return 4
 		case strings.HasPrefix(n, proxyFloor):
 			return 1
@@ -277,6 +283,7 @@ func (r *results) checks() {
 	}
 	add("unary 16 B: Manifold CPU per call ÷ mwitkow's", get("unary-16B", proxyManifold).CPUVsMwitkow, "< 1", func(v float64) bool { return v < 1 })
 	add("unary 64 KiB: Manifold CPU per call ÷ mwitkow's", get("unary-64KiB", proxyManifold).CPUVsMwitkow, "< 1", func(v float64) bool { return v < 1 })
+	add("unary 16 B: auth+logging+tracing CPU per call ÷ Manifold's empty chain", get("unary-16B", proxyFilters).CPUVsEmptyChain, "≤ 1.15", atMost(1.15))
 	add("3-node unary fan-out: CPU ÷ 3 one-to-one calls through Manifold", get("fanout-unary", proxyFanout).CPUVsOneToOne, "≤ 1", atMost(1))
 	add("3-node stream fan-out: CPU ÷ 3 one-to-one streams through Manifold", get("fanout-stream", proxyFanout).CPUVsOneToOne, "≤ 1", atMost(1))
 

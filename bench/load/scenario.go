@@ -1,5 +1,7 @@
 package main
 
+import "google.golang.org/grpc/metadata"
+
 // The proxies compared with direct calls.
 const (
 	proxyFloor    = "floor"
@@ -7,6 +9,11 @@ const (
 	proxyMwitkow  = "mwitkow"
 	// proxyFanout is Manifold in --fanout mode over the three members.
 	proxyFanout = "manifold-fanout"
+	// proxyFilters is Manifold in config mode with the three header-only
+	// built-in filters (auth, logging, tracing) in front of the same
+	// backend: what they cost over Manifold's empty chain. One-to-one
+	// scenarios only.
+	proxyFilters = "manifold-filters"
 	// direct is the client calling the backend itself.
 	direct = "direct"
 )
@@ -80,4 +87,7 @@ type target struct {
 	// p is the proxy process whose CPU and memory are measured; nil for
 	// direct.
 	p *proc
+	// md is request metadata every call sends (the bearer token for
+	// manifold-filters).
+	md metadata.MD
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// filtersConfig is manifold-filters' config: the one-to-one route of quick
+// mode plus the three header-only built-in filters, outermost first as
+// examples/config/one-to-one.yaml orders them. The access log goes to a
+// file of its own, buffered (logging's output), as a production access log
+// would; tracing records its metrics into the SDK meter provider; spans
+// need an exporter in the environment (none here) and otelgrpc's stats
+// handlers, which are telemetry of the server, not a filter.
+const filtersConfig = `listeners:
+  - address: 127.0.0.1:0
+    max_concurrent_streams: 0
+drain_timeout: 1s
+log: {format: json}
+clusters:
+  - name: backend
+    target: %s
+filters:
+  - logging:
+      output: %s
+  - tracing: {}
+  - auth:
+      providers:
+        - name: bench
+          issuer: manifold-bench
+          audiences: [bench]
+          algorithms: [HS256]
+          hmac_secret_file: %s
+routes:
+  - name: all
+    route: backend
+`
+
+// writeFiltersConfig writes manifold-filters' config, its HMAC secret and
+// access log path into the build directory, and makes the token the
+// client sends.
+func (b *bench) writeFiltersConfig(upstream string) (string, error) {
+	secret := []byte("manifold-bench-hmac-secret-0123456789abcdef")
+	secretFile := filepath.Join(b.bin, "hmac.secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		return "", err
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": "manifold-bench", "aud": "bench", "sub": "load",
+		"exp": time.Now().Add(24 * time.Hour).Unix(),
+	}).SignedString(secret)
+	if err != nil {
+		return "", err
+	}
+	b.token = token
+	path := filepath.Join(b.bin, "filters.yaml")
+	cfg := fmt.Sprintf(filtersConfig, upstream, filepath.Join(b.bin, "access.log"), secretFile)
+	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}

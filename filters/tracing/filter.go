@@ -29,10 +29,24 @@ import (
 // A Filter is safe for concurrent use. A call is recorded once, even when
 // it passes two tracing filters (one in the global chain, one in a route's
 // chain) or the same one twice.
+//
+// The filter builds the attributes of each route and of each
+// manifold.upstream.calls series once, not once per call, and keeps them
+// for up to 4096 routes and 4096 series. Past that, it builds them per
+// call. The metrics are the same either way.
 type Filter struct {
 	requestMetadata []string
 	upstreamCalls   metric.Int64Counter
 	activeCalls     metric.Int64UpDownCounter
+
+	// unrouted is the state of every call without a route: counted in
+	// flight with no attributes.
+	unrouted *callState
+	// routed holds the state of the calls of each route, and upstream the
+	// options of each manifold.upstream.calls series. Both are built once
+	// per key, not once per call (see [attrCache]).
+	routed   *attrCache[string, *callState]
+	upstream *attrCache[upstreamKey, []metric.AddOption]
 }
 
 // New returns the filter. It uses the options' meter provider and request
@@ -45,6 +59,13 @@ func New(opts ...Option) (*Filter, error) {
 	}
 	meter := o.meterProvider.Meter(ScopeName)
 	f := &Filter{requestMetadata: append([]string(nil), o.requestMetadata...)}
+	f.unrouted = &callState{owner: f}
+	f.routed = newAttrCache(o.cacheSize, func(route string) *callState {
+		return &callState{owner: f, active: []metric.AddOption{
+			metric.WithAttributeSet(attribute.NewSet(RouteKey.String(route))),
+		}}
+	})
+	f.upstream = newAttrCache(o.cacheSize, upstreamOptions)
 	var err error
 	f.upstreamCalls, err = meter.Int64Counter(UpstreamCallsMetric,
 		metric.WithDescription("Upstream calls made by the proxy, by route, cluster, fan-out member and status code."),
@@ -65,11 +86,14 @@ func New(opts ...Option) (*Filter, error) {
 func (*Filter) Name() string { return "tracing" }
 
 // callState is what the filter keeps for a call between its two hooks.
+// Every call of a route shares one callState (see [Filter.routed]), so
+// it is never changed after it is built.
 type callState struct {
 	owner *Filter
-	// active holds the attributes the call was counted in flight with, to
-	// count it out with the same ones.
-	active attribute.Set
+	// active holds the options the call was counted in flight with, so
+	// that it is counted out with the same ones. It is nil for a call
+	// without a route, which is counted with the empty attribute set.
+	active []metric.AddOption
 }
 
 var stateKey = pipeline.NewKey[*callState]("tracing")
@@ -80,12 +104,12 @@ func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) erro
 	if _, seen := stateKey.Get(call); seen {
 		return nil // an outer tracing filter records the call
 	}
-	st := &callState{owner: f}
+	st := f.unrouted
 	if call.Route != "" {
-		st.active = attribute.NewSet(RouteKey.String(call.Route))
+		st = f.routed.get(call.Route)
 	}
 	stateKey.Set(call, st)
-	f.activeCalls.Add(ctx, 1, metric.WithAttributeSet(st.active))
+	f.activeCalls.Add(ctx, 1, st.active...)
 
 	if len(f.requestMetadata) == 0 {
 		return nil
@@ -113,23 +137,22 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 	}
 	// Once only, even when the same filter is in the chain twice.
 	stateKey.Delete(call)
-	f.activeCalls.Add(ctx, -1, metric.WithAttributeSet(st.active))
+	f.activeCalls.Add(ctx, -1, st.active...)
 
 	results := pipeline.UpstreamResults(call)
+	span := trace.SpanFromContext(ctx)
+	recording := span.IsRecording()
 	var (
 		clusters      []string
 		failed        int
 		failedMembers []string
 	)
 	for _, r := range results {
-		attrs := make([]attribute.KeyValue, 0, 4)
-		if call.Route != "" {
-			attrs = append(attrs, RouteKey.String(call.Route))
-		}
-		attrs = append(attrs, upstreamAttrs(r.Upstream)...)
-		attrs = append(attrs, StatusCodeKey.String(codeName(r.Code)))
-		f.upstreamCalls.Add(ctx, 1, metric.WithAttributes(attrs...))
+		f.upstreamCalls.Add(ctx, 1, f.upstream.get(upstreamKey{call.Route, r.Cluster, r.Member, r.Code})...)
 
+		if !recording {
+			continue // the outcome is only for the span
+		}
 		if !slices.Contains(clusters, r.Cluster) {
 			clusters = append(clusters, r.Cluster)
 		}
@@ -141,8 +164,7 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 		}
 	}
 
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
+	if !recording {
 		return
 	}
 	attrs := make([]attribute.KeyValue, 0, 5)

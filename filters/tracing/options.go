@@ -16,6 +16,9 @@ type options struct {
 	meterProvider   metric.MeterProvider
 	propagator      propagation.TextMapPropagator
 	requestMetadata []string
+	// cacheSize bounds each of the filter's attribute caches; tests shrink
+	// it to reach the bound.
+	cacheSize int
 }
 
 // newOptions applies opts over the defaults. The providers default to the
@@ -26,6 +29,7 @@ func newOptions(opts []Option) options {
 		tracerProvider: otel.GetTracerProvider(),
 		meterProvider:  otel.GetMeterProvider(),
 		propagator:     DefaultPropagator(),
+		cacheSize:      defaultCacheSize,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -83,5 +87,15 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 func WithRequestMetadata(keys ...string) Option {
 	return func(o *options) {
 		o.requestMetadata = append(o.requestMetadata, keys...)
+	}
+}
+
+// withCacheSize bounds each of the filter's attribute caches to n entries
+// (0: cache nothing). It is unexported: the bound changes only the
+// filter's speed, never what it records, and tests use it to reach the
+// bound with a few calls.
+func withCacheSize(n int) Option {
+	return func(o *options) {
+		o.cacheSize = max(n, 0)
 	}
 }

@@ -44,7 +44,11 @@ type Call struct {
 	Header metadata.MD
 
 	mu        sync.Mutex
-	state     map[any]any
+	// state holds the [Key] values: a few per call, so a slice scanned
+	// in order, backed by stateBuf until it outgrows it, costs no
+	// allocation where a map cost two.
+	state     []stateEntry
+	stateBuf  [4]stateEntry
 	upstreams []UpstreamResult
 }
 

@@ -209,3 +209,34 @@ func TestKey(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestStateManyKeys: more keys than a call keeps without allocating, set,
+// replaced and deleted in any order, each keep their own value.
+func TestStateManyKeys(t *testing.T) {
+	c := &pipeline.Call{}
+	keys := make([]*pipeline.Key[int], 10)
+	for i := range keys {
+		keys[i] = pipeline.NewKey[int]("k")
+		keys[i].Set(c, i)
+	}
+	keys[7].Set(c, 70)
+	for _, i := range []int{0, 9, 4} {
+		keys[i].Delete(c)
+	}
+	keys[3].Delete(c)
+	keys[3].Set(c, 33)
+	for i, k := range keys {
+		want, wantOK := i, true
+		switch i {
+		case 0, 9, 4:
+			want, wantOK = 0, false
+		case 7:
+			want = 70
+		case 3:
+			want = 33
+		}
+		if got, ok := k.Get(c); got != want || ok != wantOK {
+			t.Errorf("key %d = %d, %v; want %d, %v", i, got, ok, want, wantOK)
+		}
+	}
+}

@@ -51,12 +51,14 @@ func RecordUpstream(call *Call, r UpstreamResult) {
 }
 
 // UpstreamResults returns the upstream results recorded so far for call, in
-// the order they were recorded.
+// the order they were recorded. The slice is shared with the call and
+// other readers, without a copy per reader: read it, never change it.
+// Results recorded later do not appear in it.
 func UpstreamResults(call *Call) []UpstreamResult {
 	call.mu.Lock()
 	defer call.mu.Unlock()
-	if len(call.upstreams) == 0 {
-		return nil
-	}
-	return append([]UpstreamResult(nil), call.upstreams...)
+	n := len(call.upstreams)
+	// Capped at n: a later RecordUpstream appends beyond what the
+	// caller can see, never into it.
+	return call.upstreams[:n:n]
 }

@@ -92,3 +92,30 @@ func TestClaims(t *testing.T) {
 		t.Error("a list formatted as a string")
 	}
 }
+
+// TestUpstreamResultsShared: a reader's slice never changes under it, even
+// while the terminal records more results (run with -race).
+func TestUpstreamResultsShared(t *testing.T) {
+	call := &pipeline.Call{}
+	pipeline.RecordUpstream(call, pipeline.UpstreamResult{Code: codes.OK})
+	seen := pipeline.UpstreamResults(call)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			pipeline.RecordUpstream(call, pipeline.UpstreamResult{Code: codes.Unavailable})
+		}
+	}()
+	for range 1000 {
+		if len(seen) != 1 || seen[0].Code != codes.OK {
+			t.Fatalf("the first reader's results changed: %v", seen)
+		}
+		if got := pipeline.UpstreamResults(call); len(got) == 0 || got[0].Code != codes.OK {
+			t.Fatalf("results = %v", got)
+		}
+	}
+	<-done
+	if got := pipeline.UpstreamResults(call); len(got) != 1001 {
+		t.Errorf("%d results, want 1001", len(got))
+	}
+}

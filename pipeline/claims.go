@@ -4,8 +4,10 @@ import "fmt"
 
 // Claims are the verified claims of the caller's credentials (a JWT's
 // payload, say), as the auth filter stores them for later filters: access
-// logs, header mutation, routing, a user's tenant check. Treat them as
-// read-only.
+// logs, header mutation, routing, a user's tenant check. They are
+// read-only: the auth filter's cache of verified tokens hands the same map,
+// and the values nested in it, to every call that presents the same token,
+// so a filter that changed them would change other calls' claims.
 type Claims map[string]any
 
 // ClaimsKey holds a call's verified claims. Only an authenticating filter

@@ -127,6 +127,8 @@ func TestValidate(t *testing.T) {
 			`forward_claims.a: "grpc-x" is reserved`,
 			`forward_claims.b: "x-b-bin" is a binary header`,
 		}},
+		{"cache_size below -1", func(c *auth.Config) { c.CacheSize = -2 },
+			[]string{"cache_size: -2 is not -1 (off), 0 (the default) or a number of tokens"}},
 		{"forward twice to one header", func(c *auth.Config) { c.ForwardClaims = map[string]string{"a": "x-h", "b": "x-h"} },
 			[]string{`forward_claims.b: header "x-h" also carries claim "a"`}},
 	}

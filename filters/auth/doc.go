@@ -54,8 +54,29 @@
 //	  - methods: ["/catalog.*"]
 //	    action: allow_missing
 //	forward_claims: {sub: x-jwt-sub}
+//	cache_size: 5000
 //
 // The fields are those of [Config], [Provider] and [Rule].
+//
+// # Verified tokens are remembered
+//
+// Clients send the same token on call after call, and checking its
+// signature is most of the filter's cost. So the filter remembers, by the
+// exact token, the last cache_size tokens it verified (default 1000; -1
+// turns this off): their claims, their provider and their times. A
+// remembered token is not decoded again, nor its signature checked, but on
+// every call:
+//
+//   - its "exp", "nbf" and (with check_iat) "iat" are checked against the
+//     clock with the provider's leeway, so it is refused from the same
+//     instant as without the cache;
+//   - it passes only a rule that accepts the provider that verified it;
+//   - it is verified again once its provider's JWKS URL has published a
+//     changed key set (keys from files never change);
+//   - the rule's required claims are checked, and claim headers set.
+//
+// Refused tokens are never remembered. Later filters share the claims of
+// a remembered token: [pipeline.Claims] are read-only.
 //
 // # Headers
 //

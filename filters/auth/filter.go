@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,6 +28,9 @@ type Filter struct {
 	rules    []rule
 	fallback rule // for calls no rule matches
 	jwks     []*jwksKeys
+	cache    *tokenCache // nil when off
+	now      func() time.Time
+	onVerify func() // a test hook, called after each full verification
 
 	cancel    context.CancelFunc // ends the JWKS fetches
 	closeOnce sync.Once
@@ -53,10 +57,15 @@ func New(cfg Config, opts ...Option) (*Filter, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Filter{
-		header: cfg.Header,
-		keep:   cfg.KeepToken,
-		cancel: cancel,
-		closed: make(chan struct{}),
+		header:   cfg.Header,
+		keep:     cfg.KeepToken,
+		now:      o.now,
+		onVerify: o.onVerify,
+		cancel:   cancel,
+		closed:   make(chan struct{}),
+	}
+	if cfg.CacheSize > 0 {
+		f.cache = newTokenCache(cfg.CacheSize)
 	}
 	byName := make(map[string]*provider, len(cfg.Providers))
 	var all []*provider
@@ -101,7 +110,9 @@ func (f *Filter) Name() string { return Name }
 //     token too, unless the rule allows it;
 //  5. verifies the token with the provider of its issuer, among the
 //     rule's: signature, algorithm, exp, nbf, iat, iss, aud; a failure is
-//     UNAUTHENTICATED;
+//     UNAUTHENTICATED. A token verified before and remembered (see
+//     [Config.CacheSize]) is not decoded again: only its provider, its
+//     provider's key generation and its times are checked;
 //  6. checks the rule's required claims: PERMISSION_DENIED;
 //  7. stores the claims under [pipeline.ClaimsKey] and sets the
 //     forward_claims headers.
@@ -133,25 +144,52 @@ func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) erro
 		return unauthenticated(why)
 	}
 
-	p, why := r.providerFor(token)
+	v, why := f.verify(ctx, r, token)
 	if why != "" {
 		return unauthenticated(why)
 	}
-	claims, why := p.verify(ctx, token)
-	if why != "" {
-		return unauthenticated(why)
-	}
-	if name, missing := r.missingClaim(claims); missing {
+	if name, missing := r.missingClaim(v.claims); missing {
 		return status.Errorf(codes.PermissionDenied, "auth: claim %q lacks a required value", name)
 	}
 
-	pipeline.ClaimsKey.Set(call, pipeline.Claims(claims))
-	for _, fc := range f.forward {
-		if v, ok := claimText(claims[fc.claim]); ok && pipeline.ValidPair(fc.header, v) {
-			call.Header[fc.header] = []string{v}
+	// The claims may be shared with other calls of the same token:
+	// pipeline.Claims are read-only.
+	pipeline.ClaimsKey.Set(call, v.claims)
+	for i, fc := range f.forward {
+		if s := v.forward[i]; s != "" {
+			call.Header[fc.header] = []string{s}
 		}
 	}
 	return nil
+}
+
+// verify returns what is known of token under rule r: from the cache when
+// a verification of it still holds, or else from verifying it, which the
+// cache then remembers.
+func (f *Filter) verify(ctx context.Context, r *rule, token string) (*verifiedToken, string) {
+	if f.cache != nil {
+		if v := f.cache.get(token); v != nil {
+			if v.usable(r, f.now()) {
+				return v, ""
+			}
+			if r.allows(v.provider) {
+				// Expired, or its keys changed: it will not be
+				// usable again. (For a rule that does not accept
+				// its provider, it may still serve other rules.)
+				f.cache.remove(v)
+			}
+			// Verify again: the refusal, if any, is the one the
+			// token gets without the cache.
+		}
+	}
+	v, why := verify(ctx, token, r.providers, f.forward)
+	if f.onVerify != nil {
+		f.onVerify()
+	}
+	if why == "" && f.cache != nil {
+		f.cache.put(v)
+	}
+	return v, why
 }
 
 // match returns the rule for method.
@@ -177,24 +215,36 @@ func bearer(v string) (string, string) {
 		return "", reasonEmpty
 	case len(token) > MaxTokenSize:
 		return "", reasonTooLarge
-	case strings.ContainsFunc(token, notTokenChar):
+	case hasNonTokenByte(token):
 		return "", reasonMalformed
 	}
 	return token, ""
 }
 
-// notTokenChar reports whether r cannot appear in a bearer token: RFC 6750's
-// b64token is letters, digits and "-._~+/" with "=" padding. Anything else,
-// a control character especially, is refused rather than left to the
-// base64 decoder, which skips CR and LF and so would read two different
-// header values as one token.
-func notTokenChar(r rune) bool {
-	switch {
-	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
-		return false
+// hasNonTokenByte reports whether a token holds a byte that cannot appear in
+// a bearer token: RFC 6750's b64token is letters, digits and "-._~+/" with
+// "=" padding. Anything else, a control character especially, is refused
+// rather than left to the base64 decoder, which skips CR and LF and so
+// would read two different header values as one token. The set is ASCII,
+// so bytes are checked, not runes: a byte of a multi-byte rune is refused
+// like the rune.
+func hasNonTokenByte(token string) bool {
+	for i := 0; i < len(token); i++ {
+		if !b64token[token[i]] {
+			return true
+		}
 	}
-	return !strings.ContainsRune("-._~+/=", r)
+	return false
 }
+
+// b64token marks the bytes of a b64token; see [hasNonTokenByte].
+var b64token = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~+/=", byte(c)) >= 0
+	}
+	return t
+}()
 
 func unauthenticated(reason string) error {
 	return status.Error(codes.Unauthenticated, reason)

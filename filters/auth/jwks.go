@@ -8,9 +8,13 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
@@ -21,6 +25,8 @@ import (
 // key that fits its algorithm.
 type jwksKeys struct {
 	kf keyfunc.Keyfunc
+	// store holds the keys of a URL, nil for a file (read once).
+	store *versionedStorage
 
 	// Set for a URL only.
 	provider string
@@ -69,17 +75,31 @@ func newURLJWKS(ctx context.Context, p Provider, o options) (*jwksKeys, error) {
 		log:      o.logger,
 		now:      o.now,
 	}
-	noError := true
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{p.JWKSURL}, keyfunc.Override{
+	// keyfunc.NewDefaultOverrideCtx, but with a storage that counts the
+	// changes of the key set, for the cache of verified tokens.
+	j.store = &versionedStorage{MemoryJWKSet: jwkset.NewMemoryStorage()}
+	remote, err := jwkset.NewStorageFromHTTP(p.JWKSURL, jwkset.HTTPClientStorageOptions{
 		Client:                    o.client,
+		Ctx:                       ctx,
 		HTTPTimeout:               p.FetchTimeout,
-		NoErrorReturnFirstHTTPReq: &noError,
-		// The wait for the limiter and the fetch share this timeout.
-		RateLimitWaitMax:        p.FetchTimeout,
-		RefreshErrorHandlerFunc: func(string) func(context.Context, error) { return j.fetchFailed },
-		RefreshInterval:         p.RefreshInterval,
-		RefreshUnknownKID:       rate.NewLimiter(rate.Every(p.UnknownKIDRefreshInterval), 1),
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshErrorHandler:       j.fetchFailed,
+		RefreshInterval:           p.RefreshInterval,
+		Storage:                   j.store,
 	})
+	if err != nil {
+		return nil, err
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{p.JWKSURL: remote},
+		// The wait for the limiter and the fetch share this timeout.
+		RateLimitWaitMax:  p.FetchTimeout,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(p.UnknownKIDRefreshInterval), 1),
+	})
+	if err != nil {
+		return nil, err
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: client})
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +143,14 @@ func (j *jwksKeys) hasKeys(ctx context.Context) bool {
 	return err == nil && len(keys) > 0
 }
 
+// generation counts the changes of a URL's key set; a file's is 0.
+func (j *jwksKeys) generation() uint64 {
+	if j.store == nil {
+		return 0
+	}
+	return j.store.gen.Load()
+}
+
 func (j *jwksKeys) keyfunc(ctx context.Context) jwt.Keyfunc {
 	inner := j.kf.KeyfuncCtx(ctx)
 	return func(t *jwt.Token) (any, error) {
@@ -160,3 +188,56 @@ func (j *jwksKeys) keyfunc(ctx context.Context) jwt.Keyfunc {
 		return key, nil
 	}
 }
+
+// versionedStorage is the key storage of a JWKS URL. It counts the changes
+// of its key set: every fetch replaces the whole set, and when the new set
+// differs from the old one, the generation goes up, after the new keys are
+// in place (so whoever reads the new generation finds the new keys).
+type versionedStorage struct {
+	*jwkset.MemoryJWKSet
+
+	mu  sync.Mutex // orders the writers, so each compares with the set it replaces
+	gen atomic.Uint64
+}
+
+func (s *versionedStorage) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, err := s.MemoryJWKSet.KeyReadAll(ctx)
+	if err == nil {
+		err = s.MemoryJWKSet.KeyReplaceAll(ctx, given)
+	}
+	// On an error, the set may or may not have changed.
+	if err != nil || !sameKeys(old, given) {
+		s.gen.Add(1)
+	}
+	return err
+}
+
+// KeyWrite and KeyDelete are not used by the fetches; they count as
+// changes all the same.
+
+func (s *versionedStorage) KeyWrite(ctx context.Context, jwk jwkset.JWK) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.gen.Add(1)
+	return s.MemoryJWKSet.KeyWrite(ctx, jwk)
+}
+
+func (s *versionedStorage) KeyDelete(ctx context.Context, keyID string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.gen.Add(1)
+	return s.MemoryJWKSet.KeyDelete(ctx, keyID)
+}
+
+// sameKeys reports whether two key sets are equal, key by key in order: the
+// same parameters (kid, alg, use, key material...) as published. A JWK is
+// made from its published parameters, so equal parameters are equal keys.
+func sameKeys(a, b []jwkset.JWK) bool {
+	return slices.EqualFunc(a, b, func(x, y jwkset.JWK) bool {
+		return reflect.DeepEqual(x.Marshal(), y.Marshal())
+	})
+}
+
+var _ jwkset.Storage = (*versionedStorage)(nil)

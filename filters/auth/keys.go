@@ -70,6 +70,10 @@ type keySource interface {
 	// keyfunc returns the jwt key function for one call. The token's
 	// algorithm has been checked against the provider's before it runs.
 	keyfunc(ctx context.Context) jwt.Keyfunc
+	// generation changes whenever the keys do, so that a token verified
+	// with keys of an older generation is not trusted any more (see
+	// [verifiedToken]). Keys that never change keep generation 0.
+	generation() uint64
 }
 
 // staticKeys are keys read once from files: PEM keys or an HMAC secret.
@@ -96,6 +100,9 @@ func newStaticKeys(path string, algs []string, keys []any) (*staticKeys, error) 
 }
 
 func (s *staticKeys) keyfunc(context.Context) jwt.Keyfunc { return s.lookup }
+
+// generation is 0: the keys are read once, at start.
+func (s *staticKeys) generation() uint64 { return 0 }
 
 func (s *staticKeys) lookup(t *jwt.Token) (any, error) {
 	keys := s.byAlg[t.Method.Alg()]

@@ -13,6 +13,9 @@ type options struct {
 	logger *slog.Logger
 	client *http.Client
 	now    func() time.Time
+	// onVerify is called after each full verification of a token (not
+	// after a cache hit). For tests: see export_test.go.
+	onVerify func()
 }
 
 func defaultOptions() options {

@@ -31,14 +31,14 @@ const (
 // securityFilter trusts the static providers and a JWKS provider whose
 // server publishes the RSA key as kid "k1"; rsaOnlyMethod accepts only the
 // RSA provider.
-func securityFilter(t testing.TB) *auth.Filter {
+func securityFilter(t testing.TB, opts ...auth.Option) *auth.Filter {
 	t.Helper()
 	srv := startJWKS(t, jwk{kid: "k1", alg: jwkset.AlgRS256, key: &keys().rsa.PublicKey})
 	return newFilter(t, auth.Config{
 		Providers:     append(staticProviders(t), jwksProvider(srv)),
 		Rules:         []auth.Rule{{Methods: []string{"/only.Rsa/*"}, Providers: []string{"rsa"}}},
 		ForwardClaims: map[string]string{"sub": "x-jwt-sub"},
-	}, auth.WithHTTPClient(srv.Client()))
+	}, append(opts, auth.WithHTTPClient(srv.Client()))...)
 }
 
 // securityCase is an attack, or a broken token, and exactly how the filter
@@ -90,6 +90,16 @@ func securityCases(t testing.TB) []securityCase {
 		t.Fatal(err)
 	}
 
+	// Tokens whose "alg" the jwt library does not know, or that have none.
+	rawToken := func(header string, c jwt.MapClaims) string {
+		payload, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := base64.RawURLEncoding.EncodeToString
+		return enc([]byte(header)) + "." + enc(payload) + "." + enc([]byte("signature"))
+	}
+
 	bearer := func(tok string) []string { return []string{"Bearer " + tok} }
 	unauth := codes.Unauthenticated
 	return []securityCase{
@@ -105,6 +115,21 @@ func securityCases(t testing.TB) []securityCase {
 		{name: "HS256 signed with the RSA public key PEM against the JWKS provider",
 			values: bearer(sign(t, jwt.SigningMethodHS256, publicPEM(t, &k.rsa.PublicKey), claims(jwksIssuer), "k1")),
 			code:   unauth, msg: "auth: algorithm not allowed"},
+		{name: "unknown alg",
+			values: bearer(rawToken(`{"alg":"XS999","typ":"JWT"}`, claims(rsaIssuer))),
+			code:   unauth, msg: "auth: algorithm not allowed"},
+		{name: "no alg",
+			values: bearer(rawToken(`{"typ":"JWT"}`, claims(rsaIssuer))),
+			code:   unauth, msg: "auth: algorithm not allowed"},
+		{name: "unknown alg, wrong issuer",
+			values: bearer(rawToken(`{"alg":"XS999","typ":"JWT"}`, claims("https://evil.test/"))),
+			code:   unauth, msg: "auth: wrong issuer"},
+		{name: "unknown alg, issuer of a provider the rule does not allow", method: rsaOnlyMethod,
+			values: bearer(rawToken(`{"alg":"XS999","typ":"JWT"}`, claims(ecIssuer))),
+			code:   unauth, msg: "auth: wrong issuer"},
+		{name: "header not JSON",
+			values: bearer(rawToken(`{"alg":`, claims(rsaIssuer))),
+			code:   unauth, msg: "auth: malformed token"},
 		{name: "RS384 not pinned",
 			values: bearer(sign(t, jwt.SigningMethodRS384, k.rsa, claims(rsaIssuer), "")),
 			code:   unauth, msg: "auth: algorithm not allowed"},

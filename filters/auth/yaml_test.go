@@ -58,4 +58,7 @@ func TestDocYAML(t *testing.T) {
 	if got := cfg.ForwardClaims["sub"]; got != "x-jwt-sub" {
 		t.Errorf("forward_claims.sub %q", got)
 	}
+	if got := cfg.CacheSize; got != 5000 {
+		t.Errorf("cache_size %d, want 5000", got)
+	}
 }

@@ -91,11 +91,11 @@ const (
 const maxAttrs = 22
 
 // appendAttrs appends the record's attributes to dst.
-func (f *Filter) appendAttrs(dst []slog.Attr, ctx context.Context, call *pipeline.Call, end *pipeline.End) []slog.Attr {
+func (f *Filter) appendAttrs(dst []slog.Attr, ctx context.Context, call *pipeline.Call, end *pipeline.End, now time.Time) []slog.Attr {
 	code := end.Status.Code()
 	var took time.Duration
 	if start, ok := startKey.Get(call); ok {
-		took = time.Since(start)
+		took = now.Sub(start)
 	}
 	svc, method := splitMethod(call.Method)
 	dst = append(dst,

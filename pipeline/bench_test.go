@@ -70,6 +70,24 @@ func headerFilters(n int) []pipeline.Filter {
 	return fs
 }
 
+// endFilters returns n filters with request header and response end hooks,
+// the shape of an access log or a metrics filter.
+func endFilters(n int) []pipeline.Filter {
+	fs := make([]pipeline.Filter, n)
+	for i := range fs {
+		fs[i] = &pipeline.Funcs{
+			FilterName:     fmt.Sprintf("end-%d", i),
+			RequestHeaders: func(context.Context, *pipeline.Call) error { return nil },
+			ResponseEnd: func(_ context.Context, _ *pipeline.Call, end *pipeline.End) {
+				if end.Status == nil {
+					panic("no status")
+				}
+			},
+		}
+	}
+	return fs
+}
+
 // messageFilters returns n filters with request and response message hooks
 // that check each frame's size.
 func messageFilters(n int) []pipeline.Filter {
@@ -103,6 +121,7 @@ func BenchmarkChain(b *testing.B) {
 		{"empty", nil},
 		{"header-only-3", headerFilters(3)},
 		{"header-only-10", headerFilters(10)},
+		{"header-and-end-3", endFilters(3)},
 		{"message-hooks-3", messageFilters(3)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

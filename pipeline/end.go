@@ -63,6 +63,9 @@ func (e *localReply) GRPCStatus() *status.Status { return e.st }
 // ReplyTrailer returns the trailers err still carries (see [LocalReply]):
 // whoever ends the call with err sends them.
 func ReplyTrailer(err error) metadata.MD {
+	if err == nil {
+		return nil // most calls: without errors.As, whose target escapes
+	}
 	var lr *localReply
 	if errors.As(err, &lr) {
 		return lr.trailer

@@ -85,8 +85,13 @@ func (s *hookStage) Serve(call *Call, stream ServerStream) error {
 		return s.next.Serve(call, stream)
 	}
 	w := &stageStream{ServerStream: stream, stage: s, call: call, ctx: ctx}
-	w.reqCtx, w.reqCancel = context.WithCancel(ctx)
-	defer w.reqCancel()
+	if len(s.reqMessage)+len(s.reqEnd) > 0 {
+		// Only request hooks use reqCtx. A stage of header and end hooks
+		// (an access log, tracing) skips it: a cancellable context costs
+		// an allocation and a registration with the parent per call.
+		w.reqCtx, w.reqCancel = context.WithCancel(ctx)
+		defer w.reqCancel()
+	}
 	err := s.serveNext(ctx, call, stream, w)
 	return s.finish(ctx, call, stream, w, err, allFilters)
 }
@@ -110,7 +115,9 @@ func (s *hookStage) serveNext(ctx context.Context, call *Call, stream ServerStre
 // hands the final trailers and status to the stream below.
 func (s *hookStage) finish(ctx context.Context, call *Call, stream ServerStream, w *stageStream, err error, limit int) error {
 	if w != nil {
-		w.reqCancel()
+		if w.reqCancel != nil {
+			w.reqCancel()
+		}
 		w.reqMu.Lock()
 		w.ended = true
 		w.reqMu.Unlock()
@@ -218,9 +225,9 @@ type stageStream struct {
 	// has ended: RecvMsg holds it for reading while hooks run, finish takes
 	// it to set ended. The terminal's request goroutine may outlive the
 	// call (grpc-go only unblocks its RecvMsg when the stream closes).
-	// Request hooks get reqCtx, which finish cancels before it takes the
-	// lock, so that a hook waiting on its context cannot hold up the end of
-	// the call.
+	// Request hooks get reqCtx (nil in a stage without them), which finish
+	// cancels before it takes the lock, so that a hook waiting on its
+	// context cannot hold up the end of the call.
 	reqCtx    context.Context
 	reqCancel context.CancelFunc
 	reqMu     sync.RWMutex

@@ -173,10 +173,10 @@ func (b *bench) targets(sc scenario) []*target {
 	return ts
 }
 
-// oneToOneOnly leaves manifold-filters out of proxies: the fan-out and
-// idle scenarios compare the proxies without filters.
+// oneToOneOnly leaves the config-mode targets out of proxies: the fan-out
+// and idle scenarios compare the proxies in quick mode.
 func oneToOneOnly(proxies []string) []string {
-	return slices.DeleteFunc(slices.Clone(proxies), func(p string) bool { return p == proxyFilters })
+	return slices.DeleteFunc(slices.Clone(proxies), func(p string) bool { return p == proxyFilters || p == proxyConfig })
 }
 
 // rotate returns list rotated left by r, so that every target takes every
@@ -205,13 +205,16 @@ func (b *bench) startProxy(name string, fresh bool) (*proc, error) {
 	case proxyMwitkow:
 		p, err = b.procs.start(name, nil, coreProxy, b.pinned, 1, filepath.Join(b.bin, binMwitkow), "-upstream", up)
 	case proxyManifold:
-		p, err = b.procs.start(name, b.s.ManifoldEnv, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold),
-			"--listen", "127.0.0.1:0", "--upstream", up, "--log-format", "json", "--drain-timeout", "1s",
+		args := []string{"--listen", "127.0.0.1:0", "--upstream", up, "--log-format", "json", "--drain-timeout", "1s",
 			// The idle scenario opens 10,000 streams on one connection, as
 			// the floor and mwitkow (grpc-go's unlimited default) allow.
-			"--max-concurrent-streams", "0")
-	case proxyFilters:
-		cfg, err := b.writeFiltersConfig(up)
+			"--max-concurrent-streams", "0"}
+		if !b.s.NoKinds {
+			args = append(args, "--protoset", filepath.Join(b.bin, protosetFile))
+		}
+		p, err = b.procs.start(name, b.s.ManifoldEnv, coreProxy, b.pinned, 1, filepath.Join(b.bin, binManifold), args...)
+	case proxyFilters, proxyConfig:
+		cfg, err := b.writeFiltersConfig(up, name == proxyFilters)
 		if err != nil {
 			return nil, err
 		}

@@ -9,8 +9,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// filtersConfig is manifold-filters' config: the one-to-one route of quick
-// mode plus the three header-only built-in filters, outermost first as
+// filtersConfig is the config of manifold-config (no filters) and
+// manifold-filters: the one-to-one route of quick mode in config mode, for
+// manifold-filters with the three header-only built-in filters
+// (filtersChain), outermost first as
 // examples/config/one-to-one.yaml orders them. The access log goes to a
 // file of its own, buffered (logging's output), as a production access log
 // would; tracing records its metrics into the SDK meter provider; spans
@@ -23,8 +25,15 @@ drain_timeout: 1s
 log: {format: json}
 clusters:
   - name: backend
-    target: %s
-filters:
+    target: %s%s
+filters: %s
+routes:
+  - name: all
+    route: backend
+`
+
+// filtersChain is manifold-filters' chain; manifold-config has none.
+const filtersChain = `
   - logging:
       output: %s
   - tracing: {}
@@ -34,16 +43,12 @@ filters:
           issuer: manifold-bench
           audiences: [bench]
           algorithms: [HS256]
-          hmac_secret_file: %s
-routes:
-  - name: all
-    route: backend
-`
+          hmac_secret_file: %s`
 
-// writeFiltersConfig writes manifold-filters' config, its HMAC secret and
-// access log path into the build directory, and makes the token the
-// client sends.
-func (b *bench) writeFiltersConfig(upstream string) (string, error) {
+// writeFiltersConfig writes the config of manifold-filters (with, its
+// HMAC secret and access log path) or manifold-config into the build
+// directory, and makes the token the client sends.
+func (b *bench) writeFiltersConfig(upstream string, with bool) (string, error) {
 	secret := []byte("manifold-bench-hmac-secret-0123456789abcdef")
 	secretFile := filepath.Join(b.bin, "hmac.secret")
 	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
@@ -57,7 +62,15 @@ func (b *bench) writeFiltersConfig(upstream string) (string, error) {
 		return "", err
 	}
 	b.token = token
-	path := filepath.Join(b.bin, "filters.yaml")
-	cfg := fmt.Sprintf(filtersConfig, upstream, filepath.Join(b.bin, "access.log"), secretFile)
+	kinds := ""
+	if !b.s.NoKinds {
+		kinds = "\n    protoset: " + filepath.Join(b.bin, protosetFile)
+	}
+	path, chain := filepath.Join(b.bin, "config.yaml"), "[]"
+	if with {
+		path = filepath.Join(b.bin, "filters.yaml")
+		chain = fmt.Sprintf(filtersChain, filepath.Join(b.bin, "access.log"), secretFile)
+	}
+	cfg := fmt.Sprintf(filtersConfig, upstream, kinds, chain)
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -24,6 +24,7 @@ type settings struct {
 	Proxies     []string      `json:"proxies"`
 	NoPin       bool          `json:"no_pin"`
 	ManifoldEnv []string      `json:"manifold_env,omitempty"`
+	NoKinds     bool          `json:"no_kinds,omitempty"`
 	JSON        string        `json:"-"`
 }
 
@@ -37,9 +38,10 @@ func parseSettings(args []string) (*settings, error) {
 	fs.IntVar(&s.IdleStreams, "idle-streams", 10000, "streams held open in the idle scenario")
 	fs.IntVar(&s.StreamMsgs, "stream-msgs", 10, "messages each member sends per server-streaming call")
 	scenarios := fs.String("scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run")
-	proxies := fs.String("proxies", "floor,manifold,mwitkow,manifold-filters", "comma-separated proxies to compare with direct calls (manifold-filters: Manifold with auth, logging and tracing, one-to-one scenarios only)")
+	proxies := fs.String("proxies", "floor,manifold,mwitkow,manifold-config,manifold-filters", "comma-separated proxies to compare with direct calls (manifold-config: Manifold in config mode, empty chain; manifold-filters: the same with auth, logging and tracing; both one-to-one scenarios only)")
 	fs.BoolVar(&s.NoPin, "no-pin", false, "do not pin processes to cores even when taskset exists")
 	manifoldEnv := fs.String("manifold-env", "", "comma-separated `KEY=VALUE` pairs added to Manifold's environment only (e.g. GOGC=100), to measure a runtime setting")
+	fs.BoolVar(&s.NoKinds, "no-kinds", false, "do not give one-to-one Manifold the BenchmarkService's protoset, so that every call takes the general path (two goroutines per call) instead of the single-request path for unary calls")
 	fs.StringVar(&s.JSON, "json", "", "also write every run and the summary as JSON to this `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./load [flags]   (from the bench/ directory)\n\n"+
@@ -76,10 +78,10 @@ func parseSettings(args []string) (*settings, error) {
 	}
 	for _, p := range splitList(*proxies) {
 		switch p {
-		case proxyFloor, proxyManifold, proxyMwitkow, proxyFilters:
+		case proxyFloor, proxyManifold, proxyMwitkow, proxyConfig, proxyFilters:
 			s.Proxies = append(s.Proxies, p)
 		default:
-			return nil, fmt.Errorf("-proxies: unknown proxy %q (floor, manifold, mwitkow, manifold-filters)", p)
+			return nil, fmt.Errorf("-proxies: unknown proxy %q (floor, manifold, mwitkow, manifold-config, manifold-filters)", p)
 		}
 	}
 	return s, nil

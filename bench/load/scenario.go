@@ -14,6 +14,9 @@ const (
 	// backend: what they cost over Manifold's empty chain. One-to-one
 	// scenarios only.
 	proxyFilters = "manifold-filters"
+	// proxyConfig is Manifold in config mode with an empty chain, the
+	// baseline of manifold-filters.
+	proxyConfig = "manifold-config"
 	// direct is the client calling the backend itself.
 	direct = "direct"
 )

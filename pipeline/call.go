@@ -43,7 +43,7 @@ type Call struct {
 	// upstream call, after all request header hooks have run.
 	Header metadata.MD
 
-	mu        sync.Mutex
+	mu sync.Mutex
 	// state holds the [Key] values: a few per call, so a slice scanned
 	// in order, backed by stateBuf until it outgrows it, costs no
 	// allocation where a map cost two.

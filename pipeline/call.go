@@ -43,6 +43,11 @@ type Call struct {
 	// upstream call, after all request header hooks have run.
 	Header metadata.MD
 
+	// endWatched is set by the chains the call passes that watch the
+	// client's half-close, on the handler's goroutine before the terminal
+	// runs.
+	endWatched bool
+
 	mu sync.Mutex
 	// state holds the [Key] values: a few per call, so a slice scanned
 	// in order, backed by stateBuf until it outgrows it, costs no
@@ -119,3 +124,10 @@ func recvCompressor(ctx context.Context) string {
 	}
 	return ""
 }
+
+// WatchesRequestEnd reports whether a filter on the call's path sees the
+// client's half-close: a request end hook, or an around filter, whose
+// stream wrapper might. A terminal that forwards a single request without
+// reading on to the half-close (filters/route, told the method kinds) must
+// not do so then, or those filters would never see it.
+func (c *Call) WatchesRequestEnd() bool { return c.endWatched }

@@ -13,6 +13,9 @@ type Chain struct {
 	root    Handler
 	filters []Filter
 	touches Touch
+	// watchesEnd: a filter of this chain sees the client's half-close
+	// (a request end hook) or may (an around filter wraps the stream).
+	watchesEnd bool
 }
 
 // Option configures [Build].
@@ -63,6 +66,7 @@ func Build(filters []Filter, terminal Handler, opts ...Option) (*Chain, error) {
 		}
 		h := hooksOf(f)
 		c.touches |= h.touches()
+		c.watchesEnd = c.watchesEnd || h.touches()&(TouchRequestEnd|TouchAround) != 0
 		if u, ok := f.(CountersUser); ok && u.UsesCounters() {
 			c.touches |= TouchCounters
 		}
@@ -101,6 +105,9 @@ func Build(filters []Filter, terminal Handler, opts ...Option) (*Chain, error) {
 // chain can be the terminal of another chain (a route chain behind the
 // global chain).
 func (c *Chain) Serve(call *Call, stream ServerStream) error {
+	if c.watchesEnd {
+		call.endWatched = true
+	}
 	return c.root.Serve(call, stream)
 }
 

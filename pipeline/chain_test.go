@@ -296,3 +296,48 @@ func TestFiltersCopy(t *testing.T) {
 		t.Error("Filters() result aliases the chain")
 	}
 }
+
+// TestWatchesRequestEnd: a call that passes a chain with a request end hook
+// or an around filter reports it to the terminal, through nested chains;
+// header and message hooks alone do not.
+func TestWatchesRequestEnd(t *testing.T) {
+	noop := func(context.Context, *pipeline.Call) error { return nil }
+	endHook := &pipeline.Funcs{FilterName: "end", RequestEnd: noop}
+	around := pipeline.AroundFunc("around", func(call *pipeline.Call, s pipeline.ServerStream, next pipeline.Handler) error {
+		return next.Serve(call, s)
+	})
+	headers := pipeline.RequestHeadersFunc("headers", noop)
+	messages := &pipeline.Funcs{FilterName: "messages", RequestMessage: func(context.Context, *pipeline.Call, *rawcodec.Frame) error { return nil }}
+	for _, tc := range []struct {
+		name         string
+		outer, inner []pipeline.Filter
+		want         bool
+	}{
+		{"empty", nil, nil, false},
+		{"header and message hooks", []pipeline.Filter{headers}, []pipeline.Filter{messages}, false},
+		{"request end hook", []pipeline.Filter{endHook}, nil, true},
+		{"around filter in the inner chain", []pipeline.Filter{headers}, []pipeline.Filter{around}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got bool
+			terminal := pipeline.HandlerFunc(func(call *pipeline.Call, _ pipeline.ServerStream) error {
+				got = call.WatchesRequestEnd()
+				return nil
+			})
+			inner, err := pipeline.Build(tc.inner, terminal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outer, err := pipeline.Build(tc.outer, inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := outer.Serve(&pipeline.Call{Method: "/a.B/C"}, newBenchStream(1)); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("WatchesRequestEnd = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -45,7 +45,7 @@ const (
 	TouchTerminalMessages
 	// TouchCounters: a filter reads the call's message and byte counters
 	// ([CountersFromContext]), which the server keeps only when asked,
-	// since keeping them costs a grpc stats handler on every call.
+	// since keeping them wraps every call's stream.
 	TouchCounters
 )
 

@@ -121,7 +121,7 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	}
 
 	p := &pump{cancel: cancel}
-	if t.singleRequest(ctx, call.Method) {
+	if t.singleRequest(ctx, call) {
 		err = p.request(down, up)
 	} else {
 		go p.requests(down, up)
@@ -133,13 +133,14 @@ func (t *Terminal) Serve(call *pipeline.Call, down pipeline.ServerStream) error 
 	return err
 }
 
-// singleRequest reports whether the client of method sends one request
-// message, as far as the terminal's kinds know.
-func (t *Terminal) singleRequest(ctx context.Context, method string) bool {
-	if t.kinds == nil {
+// singleRequest reports whether call's client sends one request message,
+// as far as the terminal's kinds know, and no filter waits for its
+// half-close, which the single-request path does not read.
+func (t *Terminal) singleRequest(ctx context.Context, call *pipeline.Call) bool {
+	if t.kinds == nil || call.WatchesRequestEnd() {
 		return false
 	}
-	k, _ := t.kinds.Kind(ctx, method)
+	k, _ := t.kinds.Kind(ctx, call.Method)
 	return k == methodkind.Unary || k == methodkind.ServerStreaming
 }
 

@@ -58,15 +58,20 @@ func TestSingleRequestGoroutine(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		terminal func(*cluster.Cluster) pipeline.Handler
+		endHook  bool            // the probe also has a request end hook
 		inline   map[string]bool // by method
 	}{
-		{"without kinds", nil, map[string]bool{}},
-		{"with kinds", withKinds, map[string]bool{"UnaryCall": true, "StreamingOutputCall": true}},
+		{"without kinds", nil, false, map[string]bool{}},
+		{"with kinds", withKinds, false, map[string]bool{"UnaryCall": true, "StreamingOutputCall": true}},
+		// A filter waits for the client's half-close, which the
+		// single-request path does not read.
+		{"with kinds and a request end hook", withKinds, true, map[string]bool{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
 			headerG := map[string]string{}
 			sameG := map[string]bool{}
+			ended := map[string]bool{}
 			probe := pipeline.Funcs{
 				FilterName: "probe",
 				RequestHeaders: func(_ context.Context, call *pipeline.Call) error {
@@ -82,6 +87,14 @@ func TestSingleRequestGoroutine(t *testing.T) {
 					return nil
 				},
 			}
+			if tc.endHook {
+				probe.RequestEnd = func(_ context.Context, call *pipeline.Call) error {
+					mu.Lock()
+					defer mu.Unlock()
+					ended[call.Method[strings.LastIndexByte(call.Method, '/')+1:]] = true
+					return nil
+				}
+			}
 			env := proxytest.Start(t, addr, proxytest.Config{Filters: []pipeline.Filter{&probe}, Terminal: tc.terminal})
 			allKinds(t, env.Client)
 			mu.Lock()
@@ -89,6 +102,9 @@ func TestSingleRequestGoroutine(t *testing.T) {
 			for _, m := range []string{"UnaryCall", "StreamingOutputCall", "StreamingInputCall", "FullDuplexCall"} {
 				if got, ok := sameG[m]; !ok || got != tc.inline[m] {
 					t.Errorf("%s: request read on the handler's goroutine = %v (seen %v), want %v", m, got, ok, tc.inline[m])
+				}
+				if tc.endHook && !ended[m] {
+					t.Errorf("%s: the request end hook never ran", m)
 				}
 			}
 		})

@@ -4,9 +4,14 @@
 // The filter is header-only. Its request header hook notes the start time
 // in the call's state and its response end hook writes the record; the
 // message and byte counts come from the counters that [server.Server] keeps
-// through grpc-go's stats handler ([pipeline.CountersFromContext]), so a
-// chain with the access log still forwards messages untouched and reports
-// that it needs none.
+// as messages pass its stream ([pipeline.CountersFromContext]), so a chain
+// with the access log still forwards messages untouched and reports that it
+// needs none.
+//
+// Records go to the process's slog logger, or with [Config.Output] to a
+// file, standard output or standard error of their own, buffered and
+// written every [Config.FlushInterval] (one system call per batch instead of
+// one per call).
 //
 // Put it first in the chain: its end hook then sees the status the client
 // receives, including local replies of every later filter, upstream

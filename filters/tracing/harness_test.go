@@ -368,7 +368,10 @@ func attributeKey(name string) attribute.Key { return attribute.Key(name) }
 
 // codeNameOf is the canonical name of c, e.g. "NOT_FOUND".
 func codeNameOf(c codes.Code) string {
-	if c == codes.Canceled {
+	switch c {
+	case codes.OK:
+		return "OK" // not "O_K"
+	case codes.Canceled:
 		return "CANCELLED"
 	}
 	var b strings.Builder

@@ -1,14 +1,11 @@
 package concurrency_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/manifold-grpc/manifold/config"
 	"github.com/manifold-grpc/manifold/filters/concurrency"
 	"github.com/manifold-grpc/manifold/internal/configtest"
-	"github.com/manifold-grpc/manifold/pipeline"
 )
 
 func TestValidate(t *testing.T) {
@@ -42,32 +39,13 @@ func TestValidate(t *testing.T) {
 // file, line and field.
 func TestConfigFile(t *testing.T) {
 	t.Parallel()
-	if _, ok := pipeline.Lookup(concurrency.Name); !ok {
-		t.Fatalf("%q is not registered", concurrency.Name)
-	}
-	const head = "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\n"
-	good := head + "routes:\n  - name: r\n    route: c\n    filters:\n      - concurrency_limit: {max_concurrent: 100, max_pending: 50, queue_timeout: 250ms}\n"
-	cfg, err := config.Parse("m.yaml", []byte(good), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := cfg.Routes[0].Filters[0].Config.(*concurrency.Config)
-	if want := (concurrency.Config{MaxConcurrent: 100, MaxPending: 50, QueueTimeout: 250 * time.Millisecond}); *got != want {
-		t.Fatalf("decoded %+v, want %+v", *got, want)
-	}
-	f, err := got.Build(pipeline.BuildEnv{})
-	if err != nil || f.Name() != "concurrency_limit" {
-		t.Fatalf("Build: %v, %v", f, err)
-	}
-
-	bad := head + "filters:\n  - concurrency_limit:\n      max_concurrent: 0\n      queue_timeout: 1s\nroutes: [{name: r, route: c}]\n"
-	_, err = config.Parse("m.yaml", []byte(bad), nil)
-	for _, w := range []string{
+	good := configtest.Head + "routes:\n  - name: r\n    route: c\n    filters:\n      - concurrency_limit: {max_concurrent: 100, max_pending: 50, queue_timeout: 250ms}\n"
+	bad := configtest.Head + "filters:\n  - concurrency_limit:\n      max_concurrent: 0\n      queue_timeout: 1s\nroutes: [{name: r, route: c}]\n"
+	got := configtest.FilterFile(t, concurrency.Name, good, bad, []string{
 		"m.yaml:5:23: filters[0].concurrency_limit.max_concurrent: must be at least 1",
 		"m.yaml:6:22: filters[0].concurrency_limit.queue_timeout: needs max_pending",
-	} {
-		if err == nil || !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
+	}).(*concurrency.Config)
+	if want := (concurrency.Config{MaxConcurrent: 100, MaxPending: 50, QueueTimeout: 250 * time.Millisecond}); *got != want {
+		t.Fatalf("decoded %+v, want %+v", *got, want)
 	}
 }

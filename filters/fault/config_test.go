@@ -2,14 +2,11 @@ package fault_test
 
 import (
 	"math"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/manifold-grpc/manifold/config"
 	"github.com/manifold-grpc/manifold/filters/fault"
 	"github.com/manifold-grpc/manifold/internal/configtest"
-	"github.com/manifold-grpc/manifold/pipeline"
 )
 
 func TestValidate(t *testing.T) {
@@ -72,34 +69,15 @@ func TestValidate(t *testing.T) {
 // config file, and its errors point at the file, line and field.
 func TestConfigFile(t *testing.T) {
 	t.Parallel()
-	if _, ok := pipeline.Lookup(fault.Name); !ok {
-		t.Fatalf("%q is not registered", fault.Name)
-	}
-	const head = "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\n"
-	good := head + "routes:\n  - name: r\n    route: c\n    filters:\n      - fault:\n          delay: {duration: 2s, percent: 10}\n          abort: {code: UNAVAILABLE, message: injected, percent: 5}\n"
-	cfg, err := config.Parse("m.yaml", []byte(good), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := cfg.Routes[0].Filters[0].Config.(*fault.Config)
-	if got.Delay == nil || got.Delay.Duration != 2*time.Second || got.Delay.Percent == nil || *got.Delay.Percent != 10 ||
-		got.Abort == nil || got.Abort.Code != "UNAVAILABLE" || got.Abort.Message != "injected" || *got.Abort.Percent != 5 || got.HeaderControl {
-		t.Fatalf("decoded %+v %+v %+v", got, got.Delay, got.Abort)
-	}
-	f, err := got.Build(pipeline.BuildEnv{})
-	if err != nil || f.Name() != "fault" {
-		t.Fatalf("Build: %v, %v", f, err)
-	}
-
-	bad := head + "routes:\n  - name: r\n    route: c\n    filters:\n      - fault:\n          delay: {duration: -1s, percent: 150}\n          abort:\n            code: BROKEN\n"
-	_, err = config.Parse("m.yaml", []byte(bad), nil)
-	for _, w := range []string{
+	good := configtest.Head + "routes:\n  - name: r\n    route: c\n    filters:\n      - fault:\n          delay: {duration: 2s, percent: 10}\n          abort: {code: UNAVAILABLE, message: injected, percent: 5}\n"
+	bad := configtest.Head + "routes:\n  - name: r\n    route: c\n    filters:\n      - fault:\n          delay: {duration: -1s, percent: 150}\n          abort:\n            code: BROKEN\n"
+	got := configtest.FilterFile(t, fault.Name, good, bad, []string{
 		"m.yaml:8:29: routes[0].filters[0].fault.delay.duration: must be positive",
 		"m.yaml:8:43: routes[0].filters[0].fault.delay.percent: must be between 0 and 100, got 150",
 		`m.yaml:10:19: routes[0].filters[0].fault.abort.code: "BROKEN" is not a gRPC status code name`,
-	} {
-		if err == nil || !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
+	}).(*fault.Config)
+	if got.Delay == nil || got.Delay.Duration != 2*time.Second || got.Delay.Percent == nil || *got.Delay.Percent != 10 ||
+		got.Abort == nil || got.Abort.Code != "UNAVAILABLE" || got.Abort.Message != "injected" || *got.Abort.Percent != 5 || got.HeaderControl {
+		t.Fatalf("decoded %+v %+v %+v", got, got.Delay, got.Abort)
 	}
 }

@@ -2,13 +2,10 @@ package ratelimit_test
 
 import (
 	"math"
-	"strings"
 	"testing"
 
-	"github.com/manifold-grpc/manifold/config"
 	"github.com/manifold-grpc/manifold/filters/ratelimit"
 	"github.com/manifold-grpc/manifold/internal/configtest"
-	"github.com/manifold-grpc/manifold/pipeline"
 )
 
 func TestValidate(t *testing.T) {
@@ -55,32 +52,13 @@ func TestValidate(t *testing.T) {
 // a config file, and its errors point at the file, line and field.
 func TestConfigFile(t *testing.T) {
 	t.Parallel()
-	if _, ok := pipeline.Lookup(ratelimit.Name); !ok {
-		t.Fatalf("%q is not registered", ratelimit.Name)
-	}
-	const head = "listeners: [{address: 127.0.0.1:0}]\nclusters: [{name: c, target: 127.0.0.1:1}]\n"
-	good := head + "routes:\n  - name: r\n    route: c\n    filters:\n      - rate_limit: {rate: 2.5, burst: 10, key: \"header:x-tenant\", max_keys: 500}\n"
-	cfg, err := config.Parse("m.yaml", []byte(good), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := cfg.Routes[0].Filters[0].Config.(*ratelimit.Config)
-	if want := (ratelimit.Config{Rate: 2.5, Burst: 10, Key: "header:x-tenant", MaxKeys: 500}); *got != want {
-		t.Fatalf("decoded %+v, want %+v", *got, want)
-	}
-	f, err := got.Build(pipeline.BuildEnv{})
-	if err != nil || f.Name() != "rate_limit" {
-		t.Fatalf("Build: %v, %v", f, err)
-	}
-
-	bad := head + "routes:\n  - name: r\n    route: c\n    filters:\n      - rate_limit:\n          rate: 0\n          burst: 1\n          key: ip\n"
-	_, err = config.Parse("m.yaml", []byte(bad), nil)
-	for _, w := range []string{
+	good := configtest.Head + "routes:\n  - name: r\n    route: c\n    filters:\n      - rate_limit: {rate: 2.5, burst: 10, key: \"header:x-tenant\", max_keys: 500}\n"
+	bad := configtest.Head + "routes:\n  - name: r\n    route: c\n    filters:\n      - rate_limit:\n          rate: 0\n          burst: 1\n          key: ip\n"
+	got := configtest.FilterFile(t, ratelimit.Name, good, bad, []string{
 		"m.yaml:8:17: routes[0].filters[0].rate_limit.rate: must be",
 		`m.yaml:10:16: routes[0].filters[0].rate_limit.key: "ip" is not one of`,
-	} {
-		if err == nil || !strings.Contains(err.Error(), w) {
-			t.Errorf("error lacks %q:\n%v", w, err)
-		}
+	}).(*ratelimit.Config)
+	if want := (ratelimit.Config{Rate: 2.5, Burst: 10, Key: "header:x-tenant", MaxKeys: 500}); *got != want {
+		t.Fatalf("decoded %+v, want %+v", *got, want)
 	}
 }

@@ -23,11 +23,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/manifold-grpc/manifold/bench/internal/serve"
 )
 
 func main() {
@@ -47,27 +47,14 @@ func main() {
 			}
 			addr = net.JoinHostPort(host, "0")
 		}
-		lis, err := net.Listen("tcp", addr)
-		if err != nil {
-			fail(err)
-		}
 		srv := grpc.NewServer()
 		testpb.RegisterBenchmarkServiceServer(srv, svc)
 		servers = append(servers, srv)
-		go func() { _ = srv.Serve(lis) }()
-		fmt.Printf("listening %s\n", lis.Addr())
+		if _, err := serve.Listen(srv, addr); err != nil {
+			fail(err)
+		}
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop()
-	}()
-	<-ctx.Done()
-	for _, s := range servers {
-		s.Stop()
-	}
+	serve.Wait(servers...)
 }
 
 func fail(err error) {

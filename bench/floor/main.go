@@ -15,10 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,6 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/manifold-grpc/manifold/bench/internal/serve"
 	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
 
@@ -44,21 +42,10 @@ func main() {
 	defer conn.Close()
 	p := &proxy{conn: conn}
 	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawcodec.Codec{}), grpc.UnknownServiceHandler(p.handle))
-	lis, err := net.Listen("tcp", *listen)
-	if err != nil {
+	if _, err := serve.Listen(srv, *listen); err != nil {
 		fail(err)
 	}
-	go func() { _ = srv.Serve(lis) }()
-	fmt.Printf("listening %s\n", lis.Addr())
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop()
-	}()
-	<-ctx.Done()
-	srv.Stop()
+	serve.Wait(srv)
 }
 
 func fail(err error) {

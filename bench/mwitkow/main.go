@@ -13,16 +13,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mwitkow/grpc-proxy/proxy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/manifold-grpc/manifold/bench/internal/serve"
 )
 
 func main() {
@@ -49,21 +47,10 @@ func main() {
 	//lint:ignore SA1019 as above: grpc-proxy's documented server setup.
 	srv := grpc.NewServer(grpc.CustomCodec(proxy.Codec()),
 		grpc.UnknownServiceHandler(proxy.TransparentHandler(director)))
-	lis, err := net.Listen("tcp", *listen)
-	if err != nil {
+	if _, err := serve.Listen(srv, *listen); err != nil {
 		fail(err)
 	}
-	go func() { _ = srv.Serve(lis) }()
-	fmt.Printf("listening %s\n", lis.Addr())
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop()
-	}()
-	<-ctx.Done()
-	srv.Stop()
+	serve.Wait(srv)
 }
 
 func fail(err error) {

@@ -44,7 +44,7 @@ func TestValidateCommand(t *testing.T) {
 		{[]string{"validate"}, 2, []string{"usage"}},
 		{[]string{"validate", "--config", unreadableKey}, 1, []string{"hmac"}},
 	} {
-		var out syncBuffer
+		var out proxytest.SyncBuffer
 		code := run(context.Background(), tc.args, &out, nil)
 		if code != tc.code {
 			t.Errorf("%v: exit %d, want %d; output %s", tc.args, code, tc.code, out.String())
@@ -170,7 +170,7 @@ func TestConfigListenFails(t *testing.T) {
 	}
 	defer taken.Close()
 	file := writeFile(t, "m.yaml", "listeners: [{address: "+taken.Addr().String()+"}]\nclusters: [{name: c, target: \"passthrough:///127.0.0.1:1\"}]\nroutes: [{name: r, route: c}]\n")
-	var out syncBuffer
+	var out proxytest.SyncBuffer
 	if code := Run(context.Background(), []string{"--config", file}, &out); code != 1 || !strings.Contains(out.String(), "address already in use") {
 		t.Errorf("exit %d, output %s", code, out.String())
 	}

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,12 +29,12 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startRun runs the quick-mode proxy in-process until the test ends.
-func startRun(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
+func startRun(t *testing.T, args ...string) (addr string, logs *proxytest.SyncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
-	logs = &syncBuffer{}
+	logs = &proxytest.SyncBuffer{}
 	if !slices.Contains(args, "--config") {
 		args = append([]string{"--listen", "127.0.0.1:0"}, args...)
 	}
@@ -54,23 +53,6 @@ func startRun(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
 		}
 	})
 	return addr, logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestFlags(t *testing.T) {
@@ -94,7 +76,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--upstream", "x:1", "--listen", "256.0.0.1:1"}, 1, "manifold stopped"},
 		{[]string{"--config", "m.yaml", "--listen", "127.0.0.1:1", "--admin", "x"}, 2, "--admin, --listen: quick-mode flags"},
 	} {
-		var out syncBuffer
+		var out proxytest.SyncBuffer
 		if code := run(context.Background(), tc.args, &out, nil); code != tc.code || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("run(%q) = %d, output %q; want %d and %q", tc.args, code, out.String(), tc.code, tc.want)
 		}

@@ -157,7 +157,7 @@ func TestConfigDrainFinishesStreams(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
+	logs := &proxytest.SyncBuffer{}
 	go func() { done <- run(ctx, []string{"--config", file}, logs, ready) }()
 	client := testgrpc.NewTestServiceClient(proxytest.Dial(t, (<-ready).String()))
 	s, err := client.FullDuplexCall(context.Background())

@@ -17,13 +17,14 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
 )
 
 // replica is one Manifold process run in-process from a config file.
 type replica struct {
 	addr string
-	logs *syncBuffer
+	logs *proxytest.SyncBuffer
 	stop func() int // SIGTERM, then wait for the exit code
 }
 
@@ -32,7 +33,7 @@ func startReplica(t *testing.T, file string) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
-	r := &replica{logs: &syncBuffer{}}
+	r := &replica{logs: &proxytest.SyncBuffer{}}
 	go func() { done <- run(ctx, []string{"--config", file}, r.logs, ready) }()
 	select {
 	case a := <-ready:

@@ -66,7 +66,7 @@ func TestQuickModeExportsTraces(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
+	logs := &proxytest.SyncBuffer{}
 	go func() {
 		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--upstream", backend}, logs, ready)
 	}()

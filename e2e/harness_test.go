@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/manifold-grpc/manifold"
 	"github.com/manifold-grpc/manifold/config"
+	"github.com/manifold-grpc/manifold/internal/proxytest"
 	"github.com/manifold-grpc/manifold/internal/testbackend"
 	"github.com/manifold-grpc/manifold/server"
 )
@@ -148,7 +148,7 @@ func (g connGauge) HandleConn(_ context.Context, s stats.ConnStats) {
 type proxy struct {
 	addr string
 	srv  *server.Server
-	logs *syncBuffer
+	logs *proxytest.SyncBuffer
 }
 
 // startProxy builds the proxy that the YAML text describes and serves it
@@ -156,7 +156,7 @@ type proxy struct {
 // logs go to a buffer shown when the test failed.
 func startProxy(t testing.TB, yaml string) *proxy {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &proxytest.SyncBuffer{}
 	cfg, err := config.Load(writeFile(t, "manifold.yaml", yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +205,7 @@ func target(addr string) string { return `target: "passthrough:///` + addr + `"`
 // running is the manifold command line run in-process with manifold.Run.
 type running struct {
 	addr, admin string
-	logs        *syncBuffer
+	logs        *proxytest.SyncBuffer
 	cancel      context.CancelFunc
 	exited      chan int
 	stopOnce    sync.Once
@@ -223,7 +223,7 @@ var (
 func runManifold(t testing.TB, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{logs: &syncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
+	r := &running{logs: &proxytest.SyncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
 	go func() { r.exited <- manifold.Run(ctx, args, r.logs) }()
 	t.Cleanup(func() {
 		if code := r.stop(); code != 0 {
@@ -396,25 +396,6 @@ func writeFile(t testing.TB, name, content string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers, such as a log
-// handler and the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // isTimeout reports whether err is a network timeout.

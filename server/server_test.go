@@ -10,7 +10,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,23 +110,9 @@ func serve(t *testing.T, handler pipeline.Handler, opts ...server.Option) *grpc.
 	return proxytest.Dial(t, lis.Addr().String())
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is the shared concurrent buffer, with the log helpers of
+// these tests.
+type syncBuffer struct{ proxytest.SyncBuffer }
 
 // TestHandlerPanic checks that a panic in the handler fails only that call,
 // with INTERNAL, is logged with the method, and that the server keeps

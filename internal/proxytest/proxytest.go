@@ -1,8 +1,10 @@
 package proxytest
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,4 +122,24 @@ func serve(t testing.TB, h pipeline.Handler, opts ...server.Option) (*server.Ser
 		_ = srv.Shutdown(ctx)
 	})
 	return srv, lis.Addr().String()
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers, such as a log
+// handler, and the test reading it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

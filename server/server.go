@@ -135,6 +135,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // serve is the unknown-service handler: every call not answered by a
 // registered service.
 func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
+	growStack()
 	call := pipeline.NewCall(stream)
 	defer func() {
 		if r := recover(); r != nil {

@@ -21,11 +21,11 @@ type Filter struct {
 	msg     string
 	headers []string
 	levels  levels
-	// Exactly one of log and sink is set.
+	// Records go to out if it is set (New with [Config.Output]), else to
+	// log or sink, exactly one of which is set.
+	out  *output
 	log  *slog.Logger
 	sink grpclogging.Logger
-	// out is the buffered destination of [Config.Output], nil without.
-	out *output
 }
 
 // startKey holds the time a call reached the filter.
@@ -54,7 +54,7 @@ func New(cfg Config, opts ...Option) (*Filter, error) {
 		if f.out, err = openOutput(cfg.Output, interval, f.log); err != nil {
 			return nil, err
 		}
-		f.log = slog.New(slog.NewJSONHandler(f.out, nil))
+		f.log = nil
 	}
 	return f, nil
 }
@@ -117,13 +117,23 @@ func (f *Filter) OnRequestHeaders(_ context.Context, call *pipeline.Call) error 
 // receives. It never changes end.
 func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, end *pipeline.End) {
 	level := f.levels.of(end.Status.Code())
-	if f.log != nil && !f.log.Enabled(ctx, level) {
-		return
+	switch {
+	case f.out != nil:
+		if level < outputLevel {
+			return
+		}
+	case f.log != nil:
+		if !f.log.Enabled(ctx, level) {
+			return
+		}
 	}
 	now := time.Now()
 	var buf [maxAttrs]slog.Attr
 	attrs := f.appendAttrs(buf[:0], ctx, call, end, now)
-	if f.log != nil {
+	switch {
+	case f.out != nil:
+		f.writeRecord(now, level, attrs)
+	case f.log != nil:
 		// The record goes to the handler directly, as slog's docs show
 		// for wrappers: Logger.LogAttrs would also unwind the stack for
 		// a source position, which the access log never reports and
@@ -131,9 +141,9 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, end *pi
 		r := slog.NewRecord(now, level, f.msg, 0)
 		r.AddAttrs(attrs...)
 		_ = f.log.Handler().Handle(ctx, r)
-		return
+	default:
+		f.sink.Log(ctx, grpclogging.Level(level), f.msg, appendFields(make([]any, 0, 2*len(attrs)+8), "", attrs)...)
 	}
-	f.sink.Log(ctx, grpclogging.Level(level), f.msg, appendFields(make([]any, 0, 2*len(attrs)+8), "", attrs)...)
 }
 
 // appendFields flattens attrs into go-grpc-middleware's alternating

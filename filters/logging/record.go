@@ -3,7 +3,6 @@ package logging
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"log/slog"
 	"math"
 	"strconv"
@@ -228,20 +227,29 @@ func millisText(d time.Duration) string {
 //	machines/n0=OK(1.204ms) machines/n1=Unavailable(0.31ms)
 type Upstreams []pipeline.UpstreamResult
 
-type upstreamJSON struct {
-	Cluster string `json:"cluster"`
-	Member  string `json:"member,omitempty"`
-	Code    string `json:"code"`
-	TimeMS  string `json:"time_ms"`
-}
-
 // MarshalJSON writes u as an array of {cluster, member, code, time_ms}.
-func (u Upstreams) MarshalJSON() ([]byte, error) {
-	out := make([]upstreamJSON, len(u))
+func (u Upstreams) MarshalJSON() ([]byte, error) { return u.appendJSON(nil), nil }
+
+// appendJSON appends u as MarshalJSON writes it.
+func (u Upstreams) appendJSON(b []byte) []byte {
+	b = append(b, '[')
 	for i, r := range u {
-		out[i] = upstreamJSON{Cluster: r.Cluster, Member: r.Member, Code: r.Code.String(), TimeMS: millisText(r.Duration)}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"cluster":`...)
+		b = appendString(b, r.Cluster)
+		if r.Member != "" {
+			b = append(b, `,"member":`...)
+			b = appendString(b, r.Member)
+		}
+		b = append(b, `,"code":`...)
+		b = appendString(b, r.Code.String())
+		b = append(b, `,"time_ms":"`...)
+		b = strconv.AppendFloat(b, millis(r.Duration), 'f', -1, 64)
+		b = append(b, `"}`...)
 	}
-	return json.Marshal(out)
+	return append(b, ']')
 }
 
 // MarshalText writes u as [Upstreams.String] does.

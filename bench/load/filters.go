@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -12,7 +14,7 @@ import (
 // filtersConfig is the config of manifold-config (no filters) and
 // manifold-filters: the one-to-one route of quick mode in config mode, for
 // manifold-filters with the three header-only built-in filters
-// (filtersChain), outermost first as
+// (filterConfigs, or those -filters names), outermost first as
 // examples/config/one-to-one.yaml orders them. The access log goes to a
 // file of its own, buffered (logging's output), as a production access log
 // would; tracing records its metrics into the SDK meter provider; spans
@@ -32,18 +34,32 @@ routes:
     route: backend
 `
 
-// filtersChain is manifold-filters' chain; manifold-config has none.
-const filtersChain = `
+// filterNames are the filters manifold-filters can have (-filters), in
+// the order of its chain.
+var filterNames = []string{"logging", "tracing", "auth"}
+
+// filterConfigs are the config of each of filterNames, with {access_log}
+// and {secret} for the paths of the access log and the HMAC secret.
+var filterConfigs = map[string]string{
+	"logging": `
   - logging:
-      output: %s
-  - tracing: {}
+      output: {access_log}`,
+	"tracing": `
+  - tracing: {}`,
+	"auth": `
   - auth:
       providers:
         - name: bench
           issuer: manifold-bench
           audiences: [bench]
           algorithms: [HS256]
-          hmac_secret_file: %s`
+          hmac_secret_file: {secret}`,
+}
+
+// chainLabel names manifold-filters' chain in the report: "auth+logging+tracing".
+func chainLabel(filters []string) string {
+	return strings.Join(slices.Sorted(slices.Values(filters)), "+")
+}
 
 // writeFiltersConfig writes the config of manifold-filters (with, its
 // HMAC secret and access log path) or manifold-config into the build
@@ -69,7 +85,13 @@ func (b *bench) writeFiltersConfig(upstream string, with bool) (string, error) {
 	path, chain := filepath.Join(b.bin, "config.yaml"), "[]"
 	if with {
 		path = filepath.Join(b.bin, "filters.yaml")
-		chain = fmt.Sprintf(filtersChain, filepath.Join(b.bin, "access.log"), secretFile)
+		paths := strings.NewReplacer("{access_log}", filepath.Join(b.bin, "access.log"), "{secret}", secretFile)
+		chain = ""
+		for _, name := range filterNames {
+			if slices.Contains(b.s.Filters, name) {
+				chain += paths.Replace(filterConfigs[name])
+			}
+		}
 	}
 	cfg := fmt.Sprintf(filtersConfig, upstream, kinds, chain)
 	return path, os.WriteFile(path, []byte(cfg), 0o600)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,7 @@ type settings struct {
 	NoPin       bool          `json:"no_pin"`
 	ManifoldEnv []string      `json:"manifold_env,omitempty"`
 	NoKinds     bool          `json:"no_kinds,omitempty"`
+	Filters     []string      `json:"filters"`
 	JSON        string        `json:"-"`
 }
 
@@ -42,6 +44,7 @@ func parseSettings(args []string) (*settings, error) {
 	fs.BoolVar(&s.NoPin, "no-pin", false, "do not pin processes to cores even when taskset exists")
 	manifoldEnv := fs.String("manifold-env", "", "comma-separated `KEY=VALUE` pairs added to Manifold's environment only (e.g. GOGC=100), to measure a runtime setting")
 	fs.BoolVar(&s.NoKinds, "no-kinds", false, "do not give one-to-one Manifold the BenchmarkService's protoset, so that every call takes the general path (two goroutines per call) instead of the single-request path for unary calls")
+	filters := fs.String("filters", strings.Join(filterNames, ","), "comma-separated filters of manifold-filters' chain, a subset of "+strings.Join(filterNames, ", ")+", to measure one at a time")
 	fs.StringVar(&s.JSON, "json", "", "also write every run and the summary as JSON to this `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./load [flags]   (from the bench/ directory)\n\n"+
@@ -83,6 +86,17 @@ func parseSettings(args []string) (*settings, error) {
 		default:
 			return nil, fmt.Errorf("-proxies: unknown proxy %q (floor, manifold, mwitkow, manifold-config, manifold-filters)", p)
 		}
+	}
+	for _, f := range splitList(*filters) {
+		if !slices.Contains(filterNames, f) {
+			return nil, fmt.Errorf("-filters: unknown filter %q (%s)", f, strings.Join(filterNames, ", "))
+		}
+		if !slices.Contains(s.Filters, f) {
+			s.Filters = append(s.Filters, f)
+		}
+	}
+	if len(s.Filters) == 0 {
+		return nil, errors.New("-filters: name at least one filter")
 	}
 	return s, nil
 }

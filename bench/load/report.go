@@ -286,7 +286,7 @@ func (r *results) checks() {
 	}
 	add("unary 16 B: Manifold CPU per call ÷ mwitkow's", get("unary-16B", proxyManifold).CPUVsMwitkow, "< 1", func(v float64) bool { return v < 1 })
 	add("unary 64 KiB: Manifold CPU per call ÷ mwitkow's", get("unary-64KiB", proxyManifold).CPUVsMwitkow, "< 1", func(v float64) bool { return v < 1 })
-	add("unary 16 B: auth+logging+tracing CPU per call ÷ empty chain (config mode)", get("unary-16B", proxyFilters).CPUVsEmptyChain, "≤ 1.15", atMost(1.15))
+	add("unary 16 B: "+chainLabel(r.Settings.Filters)+" CPU per call ÷ empty chain (config mode)", get("unary-16B", proxyFilters).CPUVsEmptyChain, "≤ 1.15", atMost(1.15))
 	add("3-node unary fan-out: CPU ÷ 3 one-to-one calls through Manifold", get("fanout-unary", proxyFanout).CPUVsOneToOne, "≤ 1", atMost(1))
 	add("3-node stream fan-out: CPU ÷ 3 one-to-one streams through Manifold", get("fanout-stream", proxyFanout).CPUVsOneToOne, "≤ 1", atMost(1))
 

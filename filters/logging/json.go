@@ -1,13 +1,19 @@
 package logging
 
 import (
-	"encoding/json"
+	"context"
+	"encoding/hex"
 	"log/slog"
+	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/manifold-grpc/manifold/pipeline"
 )
 
 // The records written to [Config.Output] are encoded here rather than by
@@ -16,11 +22,12 @@ import (
 // attributes, groups as nested objects), so a log pipeline cannot tell
 // the two apart; only the escaping of unusual characters may be spelled
 // differently (jsontext's minimal RFC 8785 form against JSONHandler's),
-// never what a JSON parser reads. JSONHandler spends about two thirds of
-// the record's cost walking a generic record: its state machine, the
-// copy of the attributes into a slog.Record, a handler lock around a
-// write that the output already serializes. Strings are quoted by
-// jsontext, the encoding/json/v2 text layer.
+// never what a JSON parser reads. JSONHandler spends most of the record's
+// cost walking a generic record: slog attributes made of every field
+// (strings for addresses, durations and ids), their copy into a
+// slog.Record, its state machine, a handler lock around a write that the
+// output already serializes. Strings are quoted by jsontext, the
+// encoding/json/v2 text layer.
 
 // outputLevel is the lowest level written to an output, JSONHandler's
 // default.
@@ -29,69 +36,124 @@ const outputLevel = slog.LevelInfo
 // recordTimeLayout is JSONHandler's time format.
 const recordTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// recordBuffers holds the buffers records are encoded into before they are
-// copied into the output's buffer.
-var recordBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// jsonWriter writes a record's fields as the JSON line of an output.
+type jsonWriter struct {
+	b []byte
+	// first is true right after an object opened: its first field needs
+	// no comma.
+	first bool
+}
 
-// maxPooledRecord is the largest buffer put back into recordBuffers, so
-// that one huge record (long metadata values) does not pin its buffer.
+var _ fieldWriter = (*jsonWriter)(nil)
+
+// jsonWriters are reused with their buffers.
+var jsonWriters = sync.Pool{New: func() any { return &jsonWriter{b: make([]byte, 0, 1024)} }}
+
+// maxPooledRecord is the largest buffer put back into jsonWriters, so that
+// one huge record (long metadata values) does not pin its buffer.
 const maxPooledRecord = 16 << 10
 
+// begin starts the line: time, level and message, as JSONHandler writes
+// them.
+func (w *jsonWriter) begin(t time.Time, level slog.Level, msg string) {
+	w.b = append(w.b[:0], `{"time":"`...)
+	w.b = t.AppendFormat(w.b, recordTimeLayout)
+	w.b = append(w.b, `","level":`...)
+	w.b = appendString(w.b, level.String())
+	w.b = append(w.b, `,"msg":`...)
+	w.b = appendString(w.b, msg)
+	w.first = false
+}
+
+// end closes the line.
+func (w *jsonWriter) end() { w.b = append(w.b, "}\n"...) }
+
+// key writes the separator and "key":.
+func (w *jsonWriter) key(k string) {
+	if !w.first {
+		w.b = append(w.b, ',')
+	}
+	w.first = false
+	w.b = appendString(w.b, k)
+	w.b = append(w.b, ':')
+}
+
+func (w *jsonWriter) string(key, value string) {
+	w.key(key)
+	w.b = appendString(w.b, value)
+}
+
+func (w *jsonWriter) int(key string, value int64) {
+	w.key(key)
+	w.b = strconv.AppendInt(w.b, value, 10)
+}
+
+func (w *jsonWriter) millis(key string, d time.Duration) {
+	w.key(key)
+	w.b = appendMillis(w.b, d)
+}
+
+// addr writes a TCP address without making its string first; it is the
+// same text as net.TCPAddr.String.
+func (w *jsonWriter) addr(key string, a net.Addr) {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		w.string(key, a.String())
+		return
+	}
+	ap := tcp.AddrPort()
+	w.key(key)
+	w.b = append(w.b, '"')
+	w.b = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(w.b)
+	w.b = append(w.b, '"')
+}
+
+func (w *jsonWriter) spanContext(sc trace.SpanContext) {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	w.key(KeyTraceID)
+	w.b = append(w.b, '"')
+	w.b = hex.AppendEncode(w.b, tid[:])
+	w.b = append(w.b, '"')
+	w.key(KeySpanID)
+	w.b = append(w.b, '"')
+	w.b = hex.AppendEncode(w.b, sid[:])
+	w.b = append(w.b, '"')
+}
+
+func (w *jsonWriter) upstreams(key string, ups Upstreams) {
+	w.key(key)
+	w.b = ups.appendJSON(w.b)
+}
+
+func (w *jsonWriter) beginGroup(key string) {
+	w.key(key)
+	w.b = append(w.b, '{')
+	w.first = true
+}
+
+func (w *jsonWriter) endGroup() {
+	w.b = append(w.b, '}')
+	w.first = false
+}
+
 // writeRecord encodes the record and writes it to the output as one line.
-func (f *Filter) writeRecord(t time.Time, level slog.Level, attrs []slog.Attr) {
-	bp := recordBuffers.Get().(*[]byte)
-	b := appendRecord((*bp)[:0], t, level, f.msg, attrs)
-	_, _ = f.out.Write(b) // failures are the output's to report
-	if cap(b) <= maxPooledRecord {
-		*bp = b
-		recordBuffers.Put(bp)
+func (f *Filter) writeRecord(ctx context.Context, call *pipeline.Call, end *pipeline.End, now time.Time, level slog.Level) {
+	w := jsonWriters.Get().(*jsonWriter)
+	w.begin(now, level, f.msg)
+	f.writeFields(w, ctx, call, end, now)
+	w.end()
+	_, _ = f.out.Write(w.b) // failures are the output's to report
+	if cap(w.b) <= maxPooledRecord {
+		jsonWriters.Put(w)
 	}
 }
 
-// appendRecord appends the JSON line of a record to b.
-func appendRecord(b []byte, t time.Time, level slog.Level, msg string, attrs []slog.Attr) []byte {
-	b = append(b, `{"time":"`...)
-	b = t.AppendFormat(b, recordTimeLayout)
-	b = append(b, `","level":`...)
-	b = appendString(b, level.String())
-	b = append(b, `,"msg":`...)
-	b = appendString(b, msg)
-	for _, a := range attrs {
-		b = append(b, ',')
-		b = appendAttr(b, a)
-	}
-	return append(b, "}\n"...)
-}
-
-// appendAttr appends "key":value.
-func appendAttr(b []byte, a slog.Attr) []byte {
-	b = appendString(b, a.Key)
-	b = append(b, ':')
-	v := a.Value.Resolve()
-	switch v.Kind() {
-	case slog.KindString:
-		return appendString(b, v.String())
-	case slog.KindInt64:
-		return strconv.AppendInt(b, v.Int64(), 10)
-	case slog.KindGroup:
-		b = append(b, '{')
-		for i, g := range v.Group() {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendAttr(b, g)
-		}
-		return append(b, '}')
-	}
-	if u, ok := v.Any().(Upstreams); ok {
-		return u.appendJSON(b)
-	}
-	// Not a kind the record has; encoded as JSONHandler would.
-	j, err := json.Marshal(v.Any())
-	if err != nil {
-		return appendString(b, "!ERROR:"+err.Error())
-	}
-	return append(b, j...)
+// appendMillis appends d in milliseconds, to the microsecond, as a JSON
+// string: millisText without the string.
+func appendMillis(b []byte, d time.Duration) []byte {
+	b = append(b, '"')
+	b = strconv.AppendFloat(b, millis(d), 'f', -1, 64)
+	return append(b, '"')
 }
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,

@@ -80,6 +80,14 @@ func TestOutputRecordsMatchJSONHandler(t *testing.T) {
 			},
 		},
 		{
+			name: "IPv6 peer with a zone",
+			call: func() *pipeline.Call {
+				c := &pipeline.Call{Method: "/pkg.S/M", Peer: &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 443, Zone: "eth0"}}
+				pipeline.RecordUpstream(c, pipeline.UpstreamResult{Upstream: pipeline.Upstream{Cluster: "c"}, Code: codes.NotFound, Duration: 999 * time.Nanosecond})
+				return c
+			},
+		},
+		{
 			name:   "fan-out",
 			status: status.New(codes.OK, ""),
 			call: func() *pipeline.Call {
@@ -94,9 +102,11 @@ func TestOutputRecordsMatchJSONHandler(t *testing.T) {
 			},
 		},
 		{
-			name:   "code past 16 at error",
+			name:   "code past 16 at error, unix socket peer",
 			status: status.New(codes.Code(42), "what"),
-			call:   func() *pipeline.Call { return &pipeline.Call{Method: "/pkg.S/M"} },
+			call: func() *pipeline.Call {
+				return &pipeline.Call{Method: "/pkg.S/M", Peer: &net.UnixAddr{Name: "/run/manifold.sock", Net: "unix"}}
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

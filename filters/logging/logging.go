@@ -128,22 +128,25 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, end *pi
 		}
 	}
 	now := time.Now()
-	var buf [maxAttrs]slog.Attr
-	attrs := f.appendAttrs(buf[:0], ctx, call, end, now)
-	switch {
-	case f.out != nil:
-		f.writeRecord(now, level, attrs)
-	case f.log != nil:
+	if f.out != nil {
+		f.writeRecord(ctx, call, end, now, level)
+		return
+	}
+	w := attrWriters.Get().(*attrWriter)
+	f.writeFields(w, ctx, call, end, now)
+	if f.log != nil {
 		// The record goes to the handler directly, as slog's docs show
 		// for wrappers: Logger.LogAttrs would also unwind the stack for
 		// a source position, which the access log never reports and
 		// which costs about as much as encoding half the record.
 		r := slog.NewRecord(now, level, f.msg, 0)
-		r.AddAttrs(attrs...)
+		r.AddAttrs(w.attrs...)
 		_ = f.log.Handler().Handle(ctx, r)
-	default:
-		f.sink.Log(ctx, grpclogging.Level(level), f.msg, appendFields(make([]any, 0, 2*len(attrs)+8), "", attrs)...)
+	} else {
+		f.sink.Log(ctx, grpclogging.Level(level), f.msg, appendFields(make([]any, 0, 2*len(w.attrs)+8), "", w.attrs)...)
 	}
+	w.reset()
+	attrWriters.Put(w)
 }
 
 // appendFields flattens attrs into go-grpc-middleware's alternating

@@ -3,8 +3,8 @@ package logging
 import (
 	"context"
 	"encoding/base64"
-	"log/slog"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -89,76 +89,86 @@ const (
 // maxAttrs is the most top-level attributes a record has.
 const maxAttrs = 22
 
-// appendAttrs appends the record's attributes to dst.
-func (f *Filter) appendAttrs(dst []slog.Attr, ctx context.Context, call *pipeline.Call, end *pipeline.End, now time.Time) []slog.Attr {
+// fieldWriter takes a record's fields in order: [attrWriter] makes slog
+// attributes of them (for a logger), [jsonWriter] the JSON line of an
+// output. [Filter.writeFields] decides which fields a record has, in one
+// place for both.
+type fieldWriter interface {
+	string(key, value string)
+	int(key string, value int64)
+	// millis writes d in milliseconds, to the microsecond, as a decimal
+	// string.
+	millis(key string, d time.Duration)
+	// addr writes a's "host:port" form.
+	addr(key string, a net.Addr)
+	// spanContext writes the trace and span ids in hex.
+	spanContext(sc trace.SpanContext)
+	upstreams(key string, ups Upstreams)
+	// beginGroup and endGroup enclose a group's fields.
+	beginGroup(key string)
+	endGroup()
+}
+
+// writeFields writes the record's fields to w.
+func (f *Filter) writeFields(w fieldWriter, ctx context.Context, call *pipeline.Call, end *pipeline.End, now time.Time) {
 	code := end.Status.Code()
 	var took time.Duration
 	if start, ok := startKey.Get(call); ok {
 		took = now.Sub(start)
 	}
 	svc, method := splitMethod(call.Method)
-	dst = append(dst,
-		slog.String(KeyFullMethod, call.Method),
-		slog.String(KeyService, svc),
-		slog.String(KeyMethod, method),
-		slog.String(KeyCode, code.String()),
-	)
+	w.string(KeyFullMethod, call.Method)
+	w.string(KeyService, svc)
+	w.string(KeyMethod, method)
+	w.string(KeyCode, code.String())
 	if code != codes.OK {
 		if msg := end.Status.Message(); msg != "" {
-			dst = append(dst, slog.String(KeyError, msg))
+			w.string(KeyError, msg)
 		}
 	}
-	dst = append(dst, slog.String(KeyTimeMS, millisText(took)))
+	w.millis(KeyTimeMS, took)
 	if call.Peer != nil {
-		dst = append(dst, slog.String(KeyPeer, call.Peer.String()))
+		w.addr(KeyPeer, call.Peer)
 	}
 	if call.Authority != "" {
-		dst = append(dst, slog.String(KeyAuthority, call.Authority))
+		w.string(KeyAuthority, call.Authority)
 	}
 	if ua := call.Inbound["user-agent"]; len(ua) > 0 {
-		dst = append(dst, slog.String(KeyUserAgent, ua[0]))
+		w.string(KeyUserAgent, ua[0])
 	}
 	if c := pipeline.CountersFromContext(ctx); c != nil {
-		dst = append(dst,
-			slog.Int64(KeyRequestMessages, c.RequestMessages.Load()),
-			slog.Int64(KeyRequestBytes, c.RequestBytes.Load()),
-			slog.Int64(KeyResponseMessages, c.ResponseMessages.Load()),
-			slog.Int64(KeyResponseBytes, c.ResponseBytes.Load()),
-		)
+		w.int(KeyRequestMessages, c.RequestMessages.Load())
+		w.int(KeyRequestBytes, c.RequestBytes.Load())
+		w.int(KeyResponseMessages, c.ResponseMessages.Load())
+		w.int(KeyResponseBytes, c.ResponseBytes.Load())
 	}
 	if call.Route != "" {
-		dst = append(dst, slog.String(KeyRoute, call.Route))
+		w.string(KeyRoute, call.Route)
 	}
 	if ups := pipeline.UpstreamResults(call); len(ups) == 1 && ups[0].Member == "" {
-		u := ups[0]
-		dst = append(dst, slog.Attr{Key: KeyUpstream, Value: slog.GroupValue(
-			slog.String(upstreamCluster, u.Cluster),
-			slog.String(upstreamCode, u.Code.String()),
-			slog.String(upstreamTime, millisText(u.Duration)),
-		)})
+		w.beginGroup(KeyUpstream)
+		w.string(upstreamCluster, ups[0].Cluster)
+		w.string(upstreamCode, ups[0].Code.String())
+		w.millis(upstreamTime, ups[0].Duration)
+		w.endGroup()
 	} else if len(ups) > 0 {
-		dst = append(dst, slog.Any(KeyUpstreams, Upstreams(ups)))
+		w.upstreams(KeyUpstreams, ups)
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		dst = append(dst,
-			slog.String(KeyTraceID, sc.TraceID().String()),
-			slog.String(KeySpanID, sc.SpanID().String()),
-		)
+		w.spanContext(sc)
 	}
 	if claims, ok := pipeline.ClaimsKey.Get(call); ok {
 		if sub := claims.Subject(); sub != "" {
-			dst = append(dst, slog.String(KeySubject, sub))
+			w.string(KeySubject, sub)
 		}
 	}
-	if md := f.metadata(call); len(md) > 0 {
-		dst = append(dst, slog.Attr{Key: KeyMetadata, Value: slog.GroupValue(md...)})
-	}
-	return dst
+	f.writeMetadata(w, call)
 }
 
-// metadata returns the listed request metadata the call has.
-func (f *Filter) metadata(call *pipeline.Call) []slog.Attr {
-	var attrs []slog.Attr
+// writeMetadata writes the group of listed request metadata the call has,
+// if it has any.
+func (f *Filter) writeMetadata(w fieldWriter, call *pipeline.Call) {
+	open := false
 	for _, k := range f.headers {
 		v := call.Inbound[k]
 		if len(v) == 0 {
@@ -167,12 +177,15 @@ func (f *Filter) metadata(call *pipeline.Call) []slog.Attr {
 		if len(v) == 0 {
 			continue
 		}
-		if attrs == nil {
-			attrs = make([]slog.Attr, 0, len(f.headers))
+		if !open {
+			w.beginGroup(KeyMetadata)
+			open = true
 		}
-		attrs = append(attrs, slog.String(k, joinValues(k, v)))
+		w.string(k, joinValues(k, v))
 	}
-	return attrs
+	if open {
+		w.endGroup()
+	}
 }
 
 // joinValues joins a key's values with ", ", in base64 for "-bin" keys.
@@ -245,9 +258,9 @@ func (u Upstreams) appendJSON(b []byte) []byte {
 		}
 		b = append(b, `,"code":`...)
 		b = appendString(b, r.Code.String())
-		b = append(b, `,"time_ms":"`...)
-		b = strconv.AppendFloat(b, millis(r.Duration), 'f', -1, 64)
-		b = append(b, `"}`...)
+		b = append(b, `,"time_ms":`...)
+		b = appendMillis(b, r.Duration)
+		b = append(b, '}')
 	}
 	return append(b, ']')
 }

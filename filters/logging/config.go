@@ -61,10 +61,11 @@ type Config struct {
 	// Internal, Unavailable, DataLoss — and codes above 16 at error.
 	Levels map[string]string `yaml:"levels"`
 	// Output sends the records to a destination of their own, one JSON
-	// object per line, instead of the process log: "stdout", "stderr" or a
-	// file path, opened for appending (created with mode 0640 if missing;
-	// a config reload opens it again, so log rotation can move the file
-	// and then send the reload signal). Records there are buffered and
+	// object per line (the object slog's JSONHandler writes: time, level,
+	// msg, then the record's fields), instead of the process log:
+	// "stdout", "stderr" or a file path, opened for appending (created
+	// with mode 0640 if missing; a config reload opens it again, so log
+	// rotation can move the file and then send the reload signal). Records there are buffered and
 	// written every flush_interval or when 64 KiB are waiting, as Envoy's
 	// file access logs are: writing each record as its call ends costs a
 	// system call per call. If the process dies, the records of the last

@@ -45,16 +45,16 @@ func New(cfg Config, opts ...Option) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.log = logger(o.logger)
-	if cfg.Output != "" {
-		interval := cfg.FlushInterval
-		if interval == 0 {
-			interval = DefaultFlushInterval
-		}
-		if f.out, err = openOutput(cfg.Output, interval, f.log); err != nil {
-			return nil, err
-		}
-		f.log = nil
+	if cfg.Output == "" {
+		f.log = logger(o.logger)
+		return f, nil
+	}
+	interval := cfg.FlushInterval
+	if interval == 0 {
+		interval = DefaultFlushInterval
+	}
+	if f.out, err = openOutput(cfg.Output, interval, logger(o.logger)); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -117,21 +117,16 @@ func (f *Filter) OnRequestHeaders(_ context.Context, call *pipeline.Call) error 
 // receives. It never changes end.
 func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, end *pipeline.End) {
 	level := f.levels.of(end.Status.Code())
-	switch {
-	case f.out != nil:
-		if level < outputLevel {
-			return
-		}
-	case f.log != nil:
-		if !f.log.Enabled(ctx, level) {
-			return
-		}
-	}
-	now := time.Now()
 	if f.out != nil {
-		f.writeRecord(ctx, call, end, now, level)
+		if level >= outputLevel {
+			f.writeRecord(ctx, call, end, time.Now(), level)
+		}
 		return
 	}
+	if f.log != nil && !f.log.Enabled(ctx, level) {
+		return
+	}
+	now := time.Now()
 	w := attrWriters.Get().(*attrWriter)
 	f.writeFields(w, ctx, call, end, now)
 	if f.log != nil {

@@ -61,8 +61,8 @@ func openOutput(name string, interval time.Duration, log *slog.Logger) (*output,
 	return o, nil
 }
 
-// Write buffers one record. slog's handlers write each record with one
-// call.
+// Write buffers one record: writeRecord hands each record over with one
+// call, which keeps records whole in the file.
 func (o *output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -3,7 +3,6 @@ package logging
 import (
 	"context"
 	"encoding/base64"
-	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -217,15 +216,39 @@ func splitMethod(full string) (service, method string) {
 	return "", s
 }
 
-// millis returns d in milliseconds, rounded to the microsecond.
-func millis(d time.Duration) float64 {
-	return math.Round(float64(d)/1e3) / 1e3
+// millisText returns d in milliseconds, rounded to the microsecond, as a
+// decimal string: appendMillisText's.
+func millisText(d time.Duration) string {
+	var b [24]byte
+	return string(appendMillisText(b[:0], d))
 }
 
-// millisText returns d in milliseconds, rounded to the microsecond, as a
-// decimal string.
-func millisText(d time.Duration) string {
-	return strconv.FormatFloat(millis(d), 'f', -1, 64)
+// appendMillisText appends d in milliseconds, rounded to the microsecond
+// (halves away from zero), as the shortest decimal: "12", "0.84",
+// "1500.001". It is the text strconv writes for that number as a float
+// (strconv.FormatFloat(ms, 'f', -1, 64)), made with integers, which cost a
+// fifth as much and stay exact past the 104 days where a float64 of
+// nanoseconds starts to round.
+func appendMillisText(b []byte, d time.Duration) []byte {
+	us := int64(d / time.Microsecond)
+	switch r := d % time.Microsecond; {
+	case r >= 500:
+		us++
+	case r <= -500:
+		us--
+	}
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	if frac := us % 1000; frac != 0 {
+		b = append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+		for b[len(b)-1] == '0' {
+			b = b[:len(b)-1]
+		}
+	}
+	return b
 }
 
 // Upstreams is the value of the "upstreams" attribute: the upstream calls
@@ -284,7 +307,7 @@ func (u Upstreams) String() string {
 		b = append(b, '=')
 		b = append(b, r.Code.String()...)
 		b = append(b, '(')
-		b = strconv.AppendFloat(b, millis(r.Duration), 'f', -1, 64)
+		b = appendMillisText(b, r.Duration)
 		b = append(b, "ms)"...)
 	}
 	return string(b)

@@ -70,6 +70,7 @@ func BenchmarkBuiltinChain(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { _ = f.Close() })
 		return f
 	}
 

@@ -3,8 +3,10 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -34,17 +36,20 @@ import (
 // manifold.upstream.calls series once, not once per call, and keeps them
 // for up to 4096 routes and 4096 series. Past that, it builds them per
 // call. The metrics are the same either way.
+//
+// Close the filter when it is no longer used: the filters on one meter
+// provider share the callback that reports manifold.server.active_calls,
+// and the last Close unregisters it.
 type Filter struct {
 	requestMetadata []string
 	upstreamCalls   metric.Int64Counter
-	activeCalls     metric.Int64UpDownCounter
+	inFlight        *inFlight
+	closed          atomic.Bool
 
-	// unrouted is the state of every call without a route: counted in
-	// flight with no attributes.
-	unrouted *callState
-	// routed holds the state of the calls of each route, and upstream the
-	// options of each manifold.upstream.calls series. Both are built once
-	// per key, not once per call (see [attrCache]).
+	// routed holds the state of the calls of each route ("" for calls
+	// without one), and upstream the options of each
+	// manifold.upstream.calls series. Both are built once per key, not
+	// once per call (see [attrCache]).
 	routed   *attrCache[string, *callState]
 	upstream *attrCache[upstreamKey, []metric.AddOption]
 }
@@ -59,13 +64,6 @@ func New(opts ...Option) (*Filter, error) {
 	}
 	meter := o.meterProvider.Meter(ScopeName)
 	f := &Filter{requestMetadata: append([]string(nil), o.requestMetadata...)}
-	f.unrouted = &callState{owner: f}
-	f.routed = newAttrCache(o.cacheSize, func(route string) *callState {
-		return &callState{owner: f, active: []metric.AddOption{
-			metric.WithAttributeSet(attribute.NewSet(RouteKey.String(route))),
-		}}
-	})
-	f.upstream = newAttrCache(o.cacheSize, upstreamOptions)
 	var err error
 	f.upstreamCalls, err = meter.Int64Counter(UpstreamCallsMetric,
 		metric.WithDescription("Upstream calls made by the proxy, by route, cluster, fan-out member and status code."),
@@ -73,13 +71,23 @@ func New(opts ...Option) (*Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	f.activeCalls, err = meter.Int64UpDownCounter(ActiveCallsMetric,
-		metric.WithDescription("Calls in flight through the proxy's tracing filter."),
-		metric.WithUnit("{call}"))
-	if err != nil {
-		return nil, fmt.Errorf("tracing: %w", err)
+	if f.inFlight, err = acquireInFlight(o.meterProvider); err != nil {
+		return nil, err
 	}
+	f.routed = newAttrCache(o.cacheSize, func(route string) *callState {
+		return &callState{owner: f, active: f.inFlight.route(route)}
+	})
+	f.upstream = newAttrCache(o.cacheSize, upstreamOptions)
 	return f, nil
+}
+
+// Close gives up the filter's share of the manifold.server.active_calls
+// callback. Calls still in flight end normally.
+func (f *Filter) Close() error {
+	if f.closed.Swap(true) {
+		return nil
+	}
+	return f.inFlight.release()
 }
 
 // Name returns "tracing".
@@ -90,10 +98,9 @@ func (*Filter) Name() string { return "tracing" }
 // it is never changed after it is built.
 type callState struct {
 	owner *Filter
-	// active holds the options the call was counted in flight with, so
-	// that it is counted out with the same ones. It is nil for a call
-	// without a route, which is counted with the empty attribute set.
-	active []metric.AddOption
+	// active is the count the call was counted in flight in, so that it
+	// is counted out of the same one.
+	active *activeCount
 }
 
 var stateKey = pipeline.NewKey[*callState]("tracing")
@@ -104,12 +111,9 @@ func (f *Filter) OnRequestHeaders(ctx context.Context, call *pipeline.Call) erro
 	if _, seen := stateKey.Get(call); seen {
 		return nil // an outer tracing filter records the call
 	}
-	st := f.unrouted
-	if call.Route != "" {
-		st = f.routed.get(call.Route)
-	}
+	st := f.routed.get(call.Route)
 	stateKey.Set(call, st)
-	f.activeCalls.Add(ctx, 1, st.active...)
+	st.active.n.Add(1)
 
 	if len(f.requestMetadata) == 0 {
 		return nil
@@ -137,7 +141,7 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 	}
 	// Once only, even when the same filter is in the chain twice.
 	stateKey.Delete(call)
-	f.activeCalls.Add(ctx, -1, st.active...)
+	st.active.n.Add(-1)
 
 	results := pipeline.UpstreamResults(call)
 	span := trace.SpanFromContext(ctx)
@@ -187,4 +191,5 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 var (
 	_ pipeline.RequestHeadersHook = (*Filter)(nil)
 	_ pipeline.ResponseEndHook    = (*Filter)(nil)
+	_ io.Closer                   = (*Filter)(nil)
 )

@@ -70,7 +70,6 @@ func BenchmarkBuiltinChain(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = f.Close() })
 		return f
 	}
 

@@ -9,16 +9,17 @@ import (
 )
 
 // A key is built once while the cache has room; after that it is a hit
-// that returns the very same value. Once the cache is full, a new key is
-// built on every get and never stored, and the keys cached before still
-// hit.
+// that returns the very same value. Once the cache is full, a new key gets
+// past's value on every get and is never stored, and the keys cached
+// before still hit.
 func TestAttrCacheBuildsOnce(t *testing.T) {
 	t.Parallel()
 	builds := map[int]int{}
-	c := newAttrCache(2, func(k int) *int {
+	build := func(k int) *int {
 		builds[k]++
 		return new(k)
-	})
+	}
+	c := newAttrCache(2, build, build)
 	first := c.get(1)
 	for range 3 {
 		if got := c.get(1); got != first {
@@ -54,8 +55,7 @@ func equalCounts(a, b map[int]int) bool {
 	return true
 }
 
-// The upstream cache's options carry exactly the attributes the filter
-// documents.
+// A series' attributes are exactly the ones the filter documents.
 func TestUpstreamOptions(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -75,8 +75,8 @@ func TestUpstreamOptions(t *testing.T) {
 			ClusterKey.String(""), StatusCodeKey.String("CODE(42)"),
 		}},
 	} {
-		opts := upstreamOptions(tc.key)
-		got := metric.NewAddConfig(opts).Attributes()
+		opts := newCount(seriesAttributes(tc.key)).opt
+		got := metric.NewObserveConfig(opts).Attributes()
 		want := attribute.NewSet(tc.want...)
 		if len(opts) != 1 || !got.Equals(&want) {
 			t.Errorf("%+v: %d options with %s, want one with %s", tc.key, len(opts), got.Encoded(attribute.DefaultEncoder()), want.Encoded(attribute.DefaultEncoder()))
@@ -91,10 +91,10 @@ func TestAttrCacheHitDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := upstreamKey{"nodes", "nodes", "n1", codes.Unavailable}
-	f.upstream.get(key)
+	f.meters.series.get(key)
 	f.routed.get("nodes")
 	if n := testing.AllocsPerRun(100, func() {
-		_ = f.upstream.get(key)
+		_ = f.meters.series.get(key)
 		_ = f.routed.get("nodes")
 	}); n != 0 {
 		t.Errorf("a cache hit allocates %v times, want 0", n)

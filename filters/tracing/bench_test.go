@@ -19,7 +19,8 @@ import (
 // BenchmarkHooks measures the filter's two hooks for one call, against a
 // fake call with no network and no server span (the case of a proxy
 // without [tracing.ServerHandler], or an unsampled call): what remains is
-// the cost of the two metrics. The meter provider is the SDK's with a
+// the call's state and the two metrics' counts, which the meter provider
+// reads only when it collects. The meter provider is the SDK's with a
 // manual reader, as in the root BenchmarkBuiltinChain. The calls (and
 // their upstream results) are made before the timer runs; every call has
 // the same route, cluster and codes, as in steady traffic.

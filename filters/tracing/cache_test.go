@@ -16,11 +16,12 @@ import (
 	"github.com/manifold-grpc/manifold/pipeline"
 )
 
-// The filter's attribute caches change its speed, never what it records:
-// with the default bound, with none (every measurement builds its own
-// attributes), and with a bound smaller than the number of series (some
-// cached, some not), the same calls give the same data points, each with
-// exactly the attributes the filter documents.
+// With room for every series (the default bound), each
+// manifold.upstream.calls series has exactly the attributes the filter
+// documents. With a bound below the number of series, and with none, the
+// first series seen keep theirs and the calls of the rest are counted in
+// the overflow series; nothing is lost. Calls in flight are by route
+// whatever the bound.
 func TestCachedMetrics(t *testing.T) {
 	t.Parallel()
 	ok := func(cluster, member string) pipeline.UpstreamResult {
@@ -29,71 +30,94 @@ func TestCachedMetrics(t *testing.T) {
 	failed := func(cluster, member string, c codes.Code) pipeline.UpstreamResult {
 		return pipeline.UpstreamResult{Upstream: pipeline.Upstream{Cluster: cluster, Member: member}, Code: c}
 	}
-	type call struct {
-		route   string
-		results []pipeline.UpstreamResult
-	}
 	// The same steady call many times, then calls that differ from it in
 	// one attribute each.
-	var calls []call
+	var calls []routedCall
 	for range 100 {
-		calls = append(calls, call{"users", []pipeline.UpstreamResult{ok("users", "")}})
+		calls = append(calls, routedCall{"users", []pipeline.UpstreamResult{ok("users", "")}})
 	}
 	calls = append(calls,
-		call{"users", []pipeline.UpstreamResult{failed("users", "", codes.NotFound)}},
-		call{"users", []pipeline.UpstreamResult{failed("users", "", codes.NotFound)}},
-		call{"orders", []pipeline.UpstreamResult{ok("users", "")}},
-		call{"", []pipeline.UpstreamResult{ok("users", "")}},
-		call{"nodes", []pipeline.UpstreamResult{ok("nodes", "n0"), ok("nodes", "n1"), failed("nodes", "n2", codes.Unavailable)}},
-		call{"nodes", []pipeline.UpstreamResult{ok("nodes", "n0"), failed("nodes", "n1", codes.Canceled), ok("nodes", "n2")}},
-		call{"nodes", []pipeline.UpstreamResult{failed("nodes", "n0", codes.Code(42))}},
-		call{"", nil}, // ended before reaching an upstream
+		routedCall{"users", []pipeline.UpstreamResult{failed("users", "", codes.NotFound)}},
+		routedCall{"users", []pipeline.UpstreamResult{failed("users", "", codes.NotFound)}},
+		routedCall{"orders", []pipeline.UpstreamResult{ok("users", "")}},
+		routedCall{"", []pipeline.UpstreamResult{ok("users", "")}},
+		routedCall{"nodes", []pipeline.UpstreamResult{ok("nodes", "n0"), ok("nodes", "n1"), failed("nodes", "n2", codes.Unavailable)}},
+		routedCall{"nodes", []pipeline.UpstreamResult{ok("nodes", "n0"), failed("nodes", "n1", codes.Canceled), ok("nodes", "n2")}},
+		routedCall{"nodes", []pipeline.UpstreamResult{failed("nodes", "n0", codes.Code(42))}},
+		routedCall{"", nil}, // ended before reaching an upstream
 	)
-	want := map[attribute.Distinct]int64{}
-	wantSets := map[attribute.Distinct]attribute.Set{}
-	for _, c := range calls {
-		for _, r := range c.results {
-			s := upstreamSet(c.route, r)
-			want[s.Equivalent()]++
-			wantSets[s.Equivalent()] = s
-		}
-	}
 
 	for _, tc := range []struct {
-		name string
-		opts []tracing.Option
+		name  string
+		bound int
 	}{
-		{"default bound", nil},
-		{"no cache", []tracing.Option{tracing.WithCacheSize(0)}},
-		{"bound below the series", []tracing.Option{tracing.WithCacheSize(2)}},
+		{"default bound", 4096},
+		{"bound below the series", 2},
+		{"no room", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tel := newTelemetry(t)
-			f := tel.filter(t, tc.opts...)
+			f := tel.filter(t, tracing.WithCacheSize(tc.bound))
 			for i, c := range calls {
 				countCall(t, f, c.route, c.results...)
 				if i == 49 { // cumulative: half-way, then on top of it
-					sum := findMetric(t, tel.collect(t), tracing.UpstreamCallsMetric).Data.(metricdata.Sum[int64])
-					s := upstreamSet("users", ok("users", ""))
-					if v, _ := sumAt(sum, s); v != 50 || len(sum.DataPoints) != 1 {
-						t.Errorf("after 50 calls: %s points %v, want one of 50", tracing.UpstreamCallsMetric, sum.DataPoints)
-					}
+					checkUpstreamSeries(t, tel.collect(t), tc.bound, calls[:50])
 				}
 			}
 			rm := tel.collect(t)
-			sum := findMetric(t, rm, tracing.UpstreamCallsMetric).Data.(metricdata.Sum[int64])
-			for d, n := range want {
-				s := wantSets[d]
-				if v, found := sumAt(sum, s); !found || v != n {
-					t.Errorf("%s{%s} = %d (found %v), want %d", tracing.UpstreamCallsMetric, s.Encoded(attributeEncoder), v, found, n)
-				}
-			}
-			if len(sum.DataPoints) != len(want) {
-				t.Errorf("%s has %d series, want %d", tracing.UpstreamCallsMetric, len(sum.DataPoints), len(want))
-			}
+			checkUpstreamSeries(t, rm, tc.bound, calls)
 			checkActiveSeries(t, findMetric(t, rm, tracing.ActiveCallsMetric), map[string]int64{"": 0, "users": 0, "orders": 0, "nodes": 0})
 		})
+	}
+}
+
+// routedCall is a call's route and upstream results.
+type routedCall struct {
+	route   string
+	results []pipeline.UpstreamResult
+}
+
+// checkUpstreamSeries checks manifold.upstream.calls after calls, made one
+// after another on a fresh meter provider with room for bound series:
+// the first bound series seen each have their own data point, the calls
+// of the others are in the overflow series.
+func checkUpstreamSeries(t *testing.T, rm metricdata.ResourceMetrics, bound int, calls []routedCall) {
+	t.Helper()
+	want := map[attribute.Distinct]int64{}
+	wantSets := map[attribute.Distinct]attribute.Set{}
+	var overflow int64
+	for _, c := range calls {
+		for _, r := range c.results {
+			s := upstreamSet(c.route, r)
+			if _, own := want[s.Equivalent()]; !own && len(want) == bound {
+				overflow++
+				continue
+			}
+			want[s.Equivalent()]++
+			wantSets[s.Equivalent()] = s
+		}
+	}
+	sum := findMetric(t, rm, tracing.UpstreamCallsMetric).Data.(metricdata.Sum[int64])
+	if !sum.IsMonotonic || sum.Temporality != metricdata.CumulativeTemporality {
+		t.Errorf("%s is not a monotonic cumulative sum", tracing.UpstreamCallsMetric)
+	}
+	for d, n := range want {
+		s := wantSets[d]
+		if v, found := sumAt(sum, s); !found || v != n {
+			t.Errorf("%s{%s} = %d (found %v), want %d", tracing.UpstreamCallsMetric, s.Encoded(attributeEncoder), v, found, n)
+		}
+	}
+	points := len(want)
+	if overflow > 0 {
+		points++
+		s := attribute.NewSet(tracing.OverflowKey.Bool(true))
+		if v, found := sumAt(sum, s); !found || v != overflow {
+			t.Errorf("%s{%s} = %d (found %v), want %d", tracing.UpstreamCallsMetric, s.Encoded(attributeEncoder), v, found, overflow)
+		}
+	}
+	if len(sum.DataPoints) != points {
+		t.Errorf("%s has %d series, want %d", tracing.UpstreamCallsMetric, len(sum.DataPoints), points)
 	}
 }
 
@@ -121,39 +145,29 @@ func TestCachedRouteStateIsShared(t *testing.T) {
 }
 
 // The caches are bounded: members that come and go (service discovery)
-// fill them up to the bound and no further, and every measurement past
-// the bound is still recorded, with its own attributes.
+// fill them up to the bound and no further, and every call past the bound
+// is still counted, in the overflow series.
 func TestCacheBound(t *testing.T) {
 	t.Parallel()
 	const bound, members, routes, rounds = 3, 20, 6, 4
 	tel := newTelemetry(t)
 	f := tel.filter(t, tracing.WithCacheSize(bound))
+	var calls []routedCall
 	for range rounds {
 		for i := range members {
-			countCall(t, f, fmt.Sprintf("r%d", i%routes), pipeline.UpstreamResult{
+			c := routedCall{fmt.Sprintf("r%d", i%routes), []pipeline.UpstreamResult{{
 				Upstream: pipeline.Upstream{Cluster: "nodes", Member: fmt.Sprintf("n%d", i)},
 				Code:     codes.OK,
-			})
+			}}}
+			countCall(t, f, c.route, c.results...)
+			calls = append(calls, c)
 		}
 	}
 	if r, u := tracing.CacheLen(f); r != bound || u != bound {
 		t.Errorf("caches hold %d routes and %d series, want %d of each", r, u, bound)
 	}
-
 	rm := tel.collect(t)
-	sum := findMetric(t, rm, tracing.UpstreamCallsMetric).Data.(metricdata.Sum[int64])
-	if len(sum.DataPoints) != members {
-		t.Errorf("%s has %d series, want %d", tracing.UpstreamCallsMetric, len(sum.DataPoints), members)
-	}
-	for i := range members {
-		s := upstreamSet(fmt.Sprintf("r%d", i%routes), pipeline.UpstreamResult{
-			Upstream: pipeline.Upstream{Cluster: "nodes", Member: fmt.Sprintf("n%d", i)},
-			Code:     codes.OK,
-		})
-		if v, found := sumAt(sum, s); !found || v != rounds {
-			t.Errorf("%s{%s} = %d (found %v), want %d", tracing.UpstreamCallsMetric, s.Encoded(attributeEncoder), v, found, rounds)
-		}
-	}
+	checkUpstreamSeries(t, rm, bound, calls)
 	active := map[string]int64{}
 	for i := range routes {
 		active[fmt.Sprintf("r%d", i)] = 0
@@ -161,13 +175,14 @@ func TestCacheBound(t *testing.T) {
 	checkActiveSeries(t, findMetric(t, rm, tracing.ActiveCallsMetric), active)
 }
 
-// Calls on every core at once, some of their series cached and some past
-// the bound, add up exactly (run with -race).
+// Calls on every core at once, some of their series with room and some
+// past the bound, add up exactly (run with -race): each series is counted
+// either in its own data point or, whole, in the overflow.
 func TestCacheConcurrent(t *testing.T) {
 	t.Parallel()
-	const workers, callsEach, members = 8, 300, 5
+	const workers, callsEach, members, bound = 8, 300, 5, 4
 	tel := newTelemetry(t)
-	f := tel.filter(t, tracing.WithCacheSize(4))
+	f := tel.filter(t, tracing.WithCacheSize(bound))
 	result := func(i int) pipeline.UpstreamResult {
 		c := codes.OK
 		if i%3 == 0 {
@@ -188,27 +203,33 @@ func TestCacheConcurrent(t *testing.T) {
 	wg.Wait()
 
 	want := map[attribute.Distinct]int64{}
-	wantSets := map[attribute.Distinct]attribute.Set{}
 	for w := range workers {
 		for i := range callsEach {
 			s := upstreamSet(route(w), result(i))
 			want[s.Equivalent()]++
-			wantSets[s.Equivalent()] = s
 		}
 	}
 	rm := tel.collect(t)
 	sum := findMetric(t, rm, tracing.UpstreamCallsMetric).Data.(metricdata.Sum[int64])
-	var total int64
-	for d, n := range want {
-		s := wantSets[d]
-		v, found := sumAt(sum, s)
-		if !found || v != n {
-			t.Errorf("%s{%s} = %d (found %v), want %d", tracing.UpstreamCallsMetric, s.Encoded(attributeEncoder), v, found, n)
+	overflowSet := attribute.NewSet(tracing.OverflowKey.Bool(true))
+	var own, overflow, inOverflow int64
+	for _, dp := range sum.DataPoints {
+		if dp.Attributes.Equals(&overflowSet) {
+			overflow = dp.Value
+			continue
 		}
-		total += v
+		n, ok := want[dp.Attributes.Equivalent()]
+		if !ok || dp.Value != n {
+			t.Errorf("%s{%s} = %d, want %d (a series counted %v)", tracing.UpstreamCallsMetric, dp.Attributes.Encoded(attributeEncoder), dp.Value, n, ok)
+		}
+		delete(want, dp.Attributes.Equivalent())
+		own++
 	}
-	if len(sum.DataPoints) != len(want) || total != workers*callsEach {
-		t.Errorf("%s has %d series totalling %d, want %d totalling %d", tracing.UpstreamCallsMetric, len(sum.DataPoints), total, len(want), workers*callsEach)
+	for _, n := range want {
+		inOverflow += n
+	}
+	if own != bound || overflow != inOverflow {
+		t.Errorf("%s has %d series of their own and %d calls in overflow, want %d and %d", tracing.UpstreamCallsMetric, own, overflow, bound, inOverflow)
 	}
 	checkActiveSeries(t, findMetric(t, rm, tracing.ActiveCallsMetric), map[string]int64{"r0": 0, "r1": 0})
 }

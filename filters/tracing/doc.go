@@ -23,7 +23,7 @@
 //	f, _ := tracing.New(opts...)
 //	chain, _ := pipeline.Build([]pipeline.Filter{f, auth, …}, route.New(cl))
 //	// 3. The server span of every call, and the client's trace context.
-//	srv, _ := server.New(chain, server.WithCloser(cl, f), // f.Close: see [Filter]
+//	srv, _ := server.New(chain, server.WithCloser(cl),
 //		server.WithGRPCOptions(grpc.StatsHandler(tracing.ServerHandler(opts...))))
 //
 // In a config file the filter is named "tracing" (see [Config]) and uses
@@ -73,11 +73,14 @@
 //	manifold.upstream.calls        [Filter]           manifold.route, manifold.cluster, manifold.member, rpc.response.status_code
 //	manifold.server.active_calls   [Filter]           manifold.route (when the filter is in a route's chain)
 //
-// manifold.server.active_calls is asynchronous: the filters count calls
-// in and out with atomic adds, and the meter provider's readers read the
-// counts when they collect. Every filter on one meter provider shares the
-// counts (so a reload neither drops nor doubles the calls in flight); the
-// last one closed stops the reporting.
+// The filter's two metrics are asynchronous: the filters count with
+// atomic adds, and the meter provider's readers read the counts when they
+// collect. Every filter on one meter provider shares the counts, so a
+// config reload neither drops nor doubles the calls in flight, and the
+// upstream call counts carry on. manifold.upstream.calls keeps up to 4096
+// series per meter provider; calls of further series are counted in one
+// series with otel.metric.overflow=true ([OverflowKey]), as the OTel SDK
+// does past its own cardinality limit (2000 series by default).
 //
 // The duration of each upstream call is rpc.client.call.duration, labelled
 // with its cluster and member. manifold.upstream.calls counts upstream

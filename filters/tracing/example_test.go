@@ -49,9 +49,8 @@ func Example() {
 		Target:      "passthrough:///" + backendLis.Addr().String(),
 		DialOptions: []grpc.DialOption{grpc.WithStatsHandler(tracing.ClientHandler(opts...))},
 	}))
-	filter := must(tracing.New(opts...))
-	chain := must(pipeline.Build([]pipeline.Filter{filter}, route.New(cl)))
-	proxy := must(server.New(chain, server.WithCloser(cl, filter),
+	chain := must(pipeline.Build([]pipeline.Filter{must(tracing.New(opts...))}, route.New(cl)))
+	proxy := must(server.New(chain, server.WithCloser(cl),
 		server.WithGRPCOptions(grpc.StatsHandler(tracing.ServerHandler(opts...)))))
 	lis := must(net.Listen("tcp", "127.0.0.1:0"))
 	go func() { _ = proxy.Serve(lis) }()

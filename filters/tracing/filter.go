@@ -3,13 +3,10 @@ package tracing
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
@@ -32,26 +29,21 @@ import (
 // it passes two tracing filters (one in the global chain, one in a route's
 // chain) or the same one twice.
 //
-// The filter builds the attributes of each route and of each
-// manifold.upstream.calls series once, not once per call, and keeps them
-// for up to 4096 routes and 4096 series. Past that, it builds them per
-// call. The metrics are the same either way.
-//
-// Close the filter when it is no longer used: the filters on one meter
-// provider share the callback that reports manifold.server.active_calls,
-// and the last Close unregisters it.
+// The filter counts with atomic adds and the meter provider's readers read
+// the counts when they collect (see [meters]). It keeps the attributes of
+// each route and of each manifold.upstream.calls series, built once, not
+// once per call: up to 4096 routes per filter (past that, it builds them
+// per call) and 4096 series per meter provider (past that, calls are
+// counted in one series with otel.metric.overflow=true, as the OTel SDK
+// does past its own cardinality limit, 2000 series by default).
 type Filter struct {
 	requestMetadata []string
-	upstreamCalls   metric.Int64Counter
-	inFlight        *inFlight
-	closed          atomic.Bool
+	meters          *meters
 
 	// routed holds the state of the calls of each route ("" for calls
-	// without one), and upstream the options of each
-	// manifold.upstream.calls series. Both are built once per key, not
-	// once per call (see [attrCache]).
-	routed   *attrCache[string, *callState]
-	upstream *attrCache[upstreamKey, []metric.AddOption]
+	// without one), built once per route, not once per call (see
+	// [attrCache]).
+	routed *attrCache[string, *callState]
 }
 
 // New returns the filter. It uses the options' meter provider and request
@@ -62,32 +54,16 @@ func New(opts ...Option) (*Filter, error) {
 	if err := validateMetadataKeys(o.requestMetadata); err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	meter := o.meterProvider.Meter(ScopeName)
 	f := &Filter{requestMetadata: append([]string(nil), o.requestMetadata...)}
 	var err error
-	f.upstreamCalls, err = meter.Int64Counter(UpstreamCallsMetric,
-		metric.WithDescription("Upstream calls made by the proxy, by route, cluster, fan-out member and status code."),
-		metric.WithUnit("{call}"))
-	if err != nil {
-		return nil, fmt.Errorf("tracing: %w", err)
-	}
-	if f.inFlight, err = acquireInFlight(o.meterProvider); err != nil {
+	if f.meters, err = metersFor(o.meterProvider, o.cacheSize); err != nil {
 		return nil, err
 	}
-	f.routed = newAttrCache(o.cacheSize, func(route string) *callState {
-		return &callState{owner: f, active: f.inFlight.route(route)}
-	})
-	f.upstream = newAttrCache(o.cacheSize, upstreamOptions)
-	return f, nil
-}
-
-// Close gives up the filter's share of the manifold.server.active_calls
-// callback. Calls still in flight end normally.
-func (f *Filter) Close() error {
-	if f.closed.Swap(true) {
-		return nil
+	newState := func(route string) *callState {
+		return &callState{owner: f, active: f.meters.route(route)}
 	}
-	return f.inFlight.release()
+	f.routed = newAttrCache(o.cacheSize, newState, newState)
+	return f, nil
 }
 
 // Name returns "tracing".
@@ -100,7 +76,7 @@ type callState struct {
 	owner *Filter
 	// active is the count the call was counted in flight in, so that it
 	// is counted out of the same one.
-	active *activeCount
+	active *count
 }
 
 var stateKey = pipeline.NewKey[*callState]("tracing")
@@ -152,7 +128,7 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 		failedMembers []string
 	)
 	for _, r := range results {
-		f.upstreamCalls.Add(ctx, 1, f.upstream.get(upstreamKey{call.Route, r.Cluster, r.Member, r.Code})...)
+		f.meters.series.get(upstreamKey{call.Route, r.Cluster, r.Member, r.Code}).n.Add(1)
 
 		if !recording {
 			continue // the outcome is only for the span
@@ -191,5 +167,4 @@ func (f *Filter) OnResponseEnd(ctx context.Context, call *pipeline.Call, _ *pipe
 var (
 	_ pipeline.RequestHeadersHook = (*Filter)(nil)
 	_ pipeline.ResponseEndHook    = (*Filter)(nil)
-	_ io.Closer                   = (*Filter)(nil)
 )

@@ -69,7 +69,6 @@ func (tel *telemetry) filter(t testing.TB, opts ...tracing.Option) *tracing.Filt
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 

@@ -16,8 +16,8 @@ type options struct {
 	meterProvider   metric.MeterProvider
 	propagator      propagation.TextMapPropagator
 	requestMetadata []string
-	// cacheSize bounds each of the filter's attribute caches; tests shrink
-	// it to reach the bound.
+	// cacheSize bounds the filter's route states and the series of a
+	// meter provider's first filter; tests shrink it to reach the bound.
 	cacheSize int
 }
 
@@ -90,10 +90,11 @@ func WithRequestMetadata(keys ...string) Option {
 	}
 }
 
-// withCacheSize bounds each of the filter's attribute caches to n entries
-// (0: cache nothing). It is unexported: the bound changes only the
-// filter's speed, never what it records, and tests use it to reach the
-// bound with a few calls.
+// withCacheSize bounds the filter's route states to n entries (0: none
+// kept, each built per call) and, when the filter is the first on its
+// meter provider, the provider's manifold.upstream.calls series (past it,
+// calls are counted in the overflow series). It is unexported: tests use
+// it to reach the bounds with a few calls.
 func withCacheSize(n int) Option {
 	return func(o *options) {
 		o.cacheSize = max(n, 0)

@@ -18,7 +18,7 @@ import (
 
 // The records written to [Config.Output] are encoded here rather than by
 // slog's JSONHandler. The object is the one JSONHandler writes for the
-// same record (time in RFC 3339 to the millisecond, level, msg, then the
+// same record (time in RFC 3339 to the nanosecond, level, msg, then the
 // attributes, groups as nested objects), so a log pipeline cannot tell
 // the two apart; only the escaping of unusual characters may be spelled
 // differently (jsontext's minimal RFC 8785 form against JSONHandler's),
@@ -32,9 +32,6 @@ import (
 // outputLevel is the lowest level written to an output, JSONHandler's
 // default.
 const outputLevel = slog.LevelInfo
-
-// recordTimeLayout is JSONHandler's time format.
-const recordTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // jsonWriter writes a record's fields as the JSON line of an output.
 type jsonWriter struct {

@@ -1,6 +1,10 @@
 package logging
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -24,7 +28,7 @@ func TestAppendRecordTime(t *testing.T) {
 	change := time.Date(2026, 10, 25, 1, 0, 0, 0, time.UTC)
 	base := time.Date(2026, 11, 26, 10, 21, 9, 0, time.UTC)
 	var times []time.Time
-	for _, step := range []time.Duration{0, 999_999, time.Millisecond, 123_456_789, 999_999_999, time.Second, time.Second + 5*time.Millisecond, time.Hour} {
+	for _, step := range []time.Duration{0, 1, 10, 999_999, time.Millisecond, 123_456_789, 120_000_000, 999_999_999, time.Second, time.Second + 5*time.Millisecond, time.Hour} {
 		times = append(times, base.Add(step), base.Add(step).In(berlin), base.Add(step).Local(), base.Add(step).In(time.FixedZone("", -(3*3600+30*60))))
 	}
 	for _, step := range []time.Duration{-time.Second, -time.Millisecond, 0, time.Millisecond, time.Second} {
@@ -33,6 +37,8 @@ func TestAppendRecordTime(t *testing.T) {
 	times = append(times,
 		time.Date(10000, 1, 1, 0, 0, 0, 5e6, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 7e6, time.UTC),
 		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 5e8, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 7e8, time.UTC),
+		time.Date(2026, 3, 1, 0, 0, 0, 1, time.FixedZone("", 5*3600+45*60+30)),
 		time.Now(), time.Now())
 	for _, order := range [][]time.Time{times, reversed(times)} {
 		lastStamp.Store(nil)
@@ -42,6 +48,34 @@ func TestAppendRecordTime(t *testing.T) {
 				if want := "x" + ts.Format(recordTimeLayout); got != want {
 					t.Errorf("appendRecordTime(%v) = %q, want %q", ts, got, want)
 				}
+			}
+		}
+	}
+}
+
+// TestRecordTimeMatchesJSONHandler: a record's time is the text slog's
+// JSONHandler writes for the same instant, whole seconds and fractions of
+// every length, in UTC and in a zone.
+func TestRecordTimeMatchesJSONHandler(t *testing.T) {
+	zone := time.FixedZone("", -(3*3600 + 30*60))
+	for _, ts := range []time.Time{
+		time.Date(2026, 11, 26, 10, 21, 9, 0, time.UTC),
+		time.Date(2026, 11, 26, 10, 21, 9, 120_000_000, time.UTC),
+		time.Date(2026, 11, 26, 10, 21, 9, 123_456_789, time.UTC),
+		time.Date(2026, 11, 26, 10, 21, 9, 1, zone),
+	} {
+		var buf bytes.Buffer
+		if err := slog.NewJSONHandler(&buf, nil).Handle(context.Background(), slog.NewRecord(ts, slog.LevelInfo, "m", 0)); err != nil {
+			t.Fatal(err)
+		}
+		var rec struct{ Time string }
+		if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		lastStamp.Store(nil)
+		for range 2 { // formatted, then from the cache
+			if got := string(appendRecordTime(nil, ts)); got != rec.Time {
+				t.Errorf("record time %q, JSONHandler's %q", got, rec.Time)
 			}
 		}
 	}

@@ -156,6 +156,11 @@ func TestOutputRecordsMatchJSONHandler(t *testing.T) {
 			if err != nil || ts.Before(before.Truncate(time.Millisecond)) || ts.After(after) {
 				t.Errorf("time %v (%v), want a time between %v and %v", got[0]["time"], err, before, after)
 			}
+			// JSONHandler writes time.RFC3339Nano: every digit of the
+			// fraction it needs, as Format writes it.
+			if s := got[0]["time"].(string); err == nil && ts.Format(time.RFC3339Nano) != s {
+				t.Errorf("time %q, want RFC3339Nano's text %q", s, ts.Format(time.RFC3339Nano))
+			}
 			if ms, ok := got[0][logging.KeyTimeMS].(string); !ok || strings.Trim(ms, "0123456789.") != "" {
 				t.Errorf("%s = %#v, want a decimal string", logging.KeyTimeMS, got[0][logging.KeyTimeMS])
 			}

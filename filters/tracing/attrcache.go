@@ -9,10 +9,11 @@ import (
 )
 
 // defaultCacheSize bounds the filter's route states and its meter
-// provider's manifold.upstream.calls series: above the OTel SDK's default
-// cardinality limit (2000), so that the SDK's limit, which a program can
-// raise, is the one that applies first.
-const defaultCacheSize = 4096
+// provider's manifold.upstream.calls series: one below the OTel SDK's
+// default cardinality limit (2000), which keeps one data point for its own
+// overflow, so that the series and the filter's overflow series all keep
+// their own data points under the SDK's default.
+const defaultCacheSize = 1999
 
 // attrCache keeps, per key, a value built once from it: a route's call
 // state, or the count of one manifold.upstream.calls series with its
@@ -37,8 +38,10 @@ type attrCache[K comparable, V any] struct {
 	// full is set once the cache holds limit entries. Entries are never
 	// removed, so a full cache stays full, and later misses need no lock.
 	full atomic.Bool
-	mu   sync.Mutex // held while adding an entry, so that n is exact
-	n    int        // entries in m, under mu
+	mu   sync.Mutex // held while adding an entry
+	// order holds the entries in the order they were added, under mu;
+	// it only grows, so a copy of its header can be read without mu.
+	order []V
 }
 
 func newAttrCache[K comparable, V any](limit int, build, past func(K) V) *attrCache[K, V] {
@@ -60,29 +63,35 @@ func (c *attrCache[K, V]) get(k K) V {
 	if v, ok := c.m.Load(k); ok { // another call added it meanwhile
 		return v.(V)
 	}
-	if c.n >= c.limit {
+	if len(c.order) >= c.limit {
 		c.full.Store(true)
 		return c.past(k)
 	}
 	v := c.build(k)
 	c.m.Store(k, v)
-	c.n++
+	c.order = append(c.order, v)
 	return v
 }
 
-// each calls fn with every cached value.
+// each calls fn with every cached value, in the order they were added.
+// The order matters to a metrics reader: past its cardinality limit the
+// OTel SDK keeps the series a callback reports first, so a stable order
+// keeps the same series in their own data points from one collection to
+// the next (a sync.Map's order is not stable).
 func (c *attrCache[K, V]) each(fn func(V)) {
-	c.m.Range(func(_, v any) bool {
-		fn(v.(V))
-		return true
-	})
+	c.mu.Lock()
+	order := c.order
+	c.mu.Unlock()
+	for _, v := range order {
+		fn(v)
+	}
 }
 
 // len returns the number of cached entries.
 func (c *attrCache[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n
+	return len(c.order)
 }
 
 // upstreamKey is everything that decides the attributes of one

@@ -50,15 +50,16 @@ func TestCachedMetrics(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		bound int
+		opts  []tracing.Option
 	}{
-		{"default bound", 4096},
-		{"bound below the series", 2},
-		{"no room", 0},
+		{"default bound", 1999, nil},
+		{"bound below the series", 2, []tracing.Option{tracing.WithCacheSize(2)}},
+		{"no room", 0, []tracing.Option{tracing.WithCacheSize(0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tel := newTelemetry(t)
-			f := tel.filter(t, tracing.WithCacheSize(tc.bound))
+			f := tel.filter(t, tc.opts...)
 			for i, c := range calls {
 				countCall(t, f, c.route, c.results...)
 				if i == 49 { // cumulative: half-way, then on top of it

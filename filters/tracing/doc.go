@@ -77,10 +77,19 @@
 // atomic adds, and the meter provider's readers read the counts when they
 // collect. Every filter on one meter provider shares the counts, so a
 // config reload neither drops nor doubles the calls in flight, and the
-// upstream call counts carry on. manifold.upstream.calls keeps up to 4096
+// upstream call counts carry on. manifold.upstream.calls keeps up to 1999
 // series per meter provider; calls of further series are counted in one
 // series with otel.metric.overflow=true ([OverflowKey]), as the OTel SDK
-// does past its own cardinality limit (2000 series by default).
+// does past its own cardinality limit (2000 data points by default, one of
+// them its overflow). Counted outside the call's context, the two metrics
+// carry no exemplars; rpc.server.call.duration and
+// rpc.client.call.duration from otelgrpc do.
+//
+// otel's global meter provider (the default) is one provider for this
+// purpose, before and after the program sets the real one. A filter given
+// the real provider with [WithMeterProvider] while others use the global
+// one makes a second set of counts, and a reader would see the same series
+// from both (the SDK adds them up): give every filter the same one.
 //
 // The duration of each upstream call is rpc.client.call.duration, labelled
 // with its cluster and member. manifold.upstream.calls counts upstream

@@ -32,10 +32,10 @@ import (
 // The filter counts with atomic adds and the meter provider's readers read
 // the counts when they collect (see [meters]). It keeps the attributes of
 // each route and of each manifold.upstream.calls series, built once, not
-// once per call: up to 4096 routes per filter (past that, it builds them
-// per call) and 4096 series per meter provider (past that, calls are
+// once per call: up to 1999 routes per filter (past that, it builds them
+// per call) and 1999 series per meter provider (past that, calls are
 // counted in one series with otel.metric.overflow=true, as the OTel SDK
-// does past its own cardinality limit, 2000 series by default).
+// does past its own cardinality limit, 2000 data points by default).
 type Filter struct {
 	requestMetadata []string
 	meters          *meters

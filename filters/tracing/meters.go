@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,7 @@ import (
 )
 
 // OverflowKey marks the manifold.upstream.calls series that counts the
-// calls of every series past the bound (4096 series per meter provider),
+// calls of every series past the bound (1999 series per meter provider),
 // as the OTel SDK marks its own overflow past its cardinality limit.
 const OverflowKey attribute.Key = "otel.metric.overflow"
 
@@ -45,11 +46,13 @@ type meters struct {
 	active   metric.Int64ObservableUpDownCounter
 	upstream metric.Int64ObservableCounter
 
-	// routes maps a route's name to its calls in flight ("" for the
-	// calls without a route, reported with no attributes). A route is
-	// added on its first call, as a synchronous counter's series would
-	// be, and kept. Routes come from the config, so they are few.
-	routes sync.Map
+	// routes holds each route's calls in flight ("" for the calls
+	// without a route, reported with no attributes). A route is added on
+	// its first call, as a synchronous counter's series would be, and
+	// kept. Routes come from the config (router.Router sets
+	// pipeline.Call.Route from its route names), so they are few, and the
+	// cache has no bound.
+	routes *attrCache[string, *count]
 	// series holds the count of each manifold.upstream.calls series, up
 	// to the bound; past it, calls are counted in overflow.
 	series   *attrCache[upstreamKey, *count]
@@ -83,7 +86,10 @@ var shared = struct {
 // gets meters of its own per filter; two filters on it would report the
 // same series twice, which the built-in providers never risk.
 func metersFor(mp metric.MeterProvider, seriesLimit int) (*meters, error) {
-	share := reflect.TypeOf(mp).Comparable()
+	// ValueOf, not TypeOf: a struct type with an interface field is
+	// comparable, and still panics as a map key when the value in the
+	// interface is not.
+	share := reflect.ValueOf(mp).Comparable()
 	if share {
 		shared.mu.Lock()
 		defer shared.mu.Unlock()
@@ -92,6 +98,7 @@ func metersFor(mp metric.MeterProvider, seriesLimit int) (*meters, error) {
 		}
 	}
 	m := &meters{overflow: newCount(attribute.NewSet(OverflowKey.Bool(true)))}
+	m.routes = newAttrCache(math.MaxInt, newRouteCount, newRouteCount)
 	m.series = newAttrCache(seriesLimit,
 		func(k upstreamKey) *count { return newCount(seriesAttributes(k)) },
 		func(upstreamKey) *count { return m.overflow })
@@ -118,24 +125,20 @@ func metersFor(mp metric.MeterProvider, seriesLimit int) (*meters, error) {
 
 // route returns the count of route's calls in flight ("": of calls
 // without a route).
-func (m *meters) route(name string) *count {
-	if v, ok := m.routes.Load(name); ok {
-		return v.(*count)
+func (m *meters) route(name string) *count { return m.routes.get(name) }
+
+func newRouteCount(name string) *count {
+	if name == "" {
+		return newCount(attribute.NewSet())
 	}
-	attrs := attribute.NewSet()
-	if name != "" {
-		attrs = attribute.NewSet(RouteKey.String(name))
-	}
-	v, _ := m.routes.LoadOrStore(name, newCount(attrs))
-	return v.(*count)
+	return newCount(attribute.NewSet(RouteKey.String(name)))
 }
 
-// observe reports every count.
+// observe reports every count, each cache's in the order the series
+// appeared (see attrCache.each).
 func (m *meters) observe(_ context.Context, o metric.Observer) error {
-	m.routes.Range(func(_, v any) bool {
-		c := v.(*count)
+	m.routes.each(func(c *count) {
 		o.ObserveInt64(m.active, c.n.Load(), c.opt...)
-		return true
 	})
 	m.series.each(func(c *count) {
 		o.ObserveInt64(m.upstream, c.n.Load(), c.opt...)

@@ -6,7 +6,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -100,4 +103,99 @@ func (o *spyObserver) ObserveInt64(inst metric.Int64Observable, v int64, opts ..
 	}
 	o.seen[key] = true
 	o.Observer.ObserveInt64(inst, v, opts...)
+}
+
+// Past the SDK's cardinality limit (here 5 data points, one of them the
+// overflow), the series the filter reports first keep their own data
+// points from one collection to the next, so that every reader's counts
+// add up: a delta reader's deltas sum to the calls made, and no series
+// moves between its own data point and the overflow.
+func TestUpstreamSeriesPastSDKLimit(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(func(sdkmetric.InstrumentKind) metricdata.Temporality {
+		return metricdata.DeltaTemporality
+	}))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithCardinalityLimit(5))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	f, err := tracing.New(tracing.WithMeterProvider(mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overflow := attribute.NewSet(tracing.OverflowKey.Bool(true))
+	own := map[attribute.Distinct]bool{}
+	var calls, counted int64
+	for round := range 3 {
+		for i := range 30 {
+			countCall(t, f, "nodes", pipeline.UpstreamResult{Upstream: pipeline.Upstream{Cluster: "nodes", Member: fmt.Sprintf("n%d", i)}, Code: codes.OK})
+			calls++
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[attribute.Distinct]bool{}
+			for _, dp := range findMetric(t, rm, tracing.UpstreamCallsMetric).Data.(metricdata.Sum[int64]).DataPoints {
+				counted += dp.Value
+				if !dp.Attributes.Equals(&overflow) {
+					seen[dp.Attributes.Equivalent()] = true
+				}
+			}
+			if round > 0 || i >= 4 { // the first four series have their own points from then on
+				for d := range own {
+					if !seen[d] {
+						t.Fatalf("round %d, call %d: a series with its own data point before went into the overflow", round, i)
+					}
+				}
+			}
+			for d := range seen {
+				own[d] = true
+			}
+		}
+	}
+	if counted != calls {
+		t.Errorf("the delta reader counted %d upstream calls, want %d", counted, calls)
+	}
+	if len(own) != 4 {
+		t.Errorf("%d series had their own data points, want 4 (the SDK's limit of 5 less its overflow)", len(own))
+	}
+}
+
+// uncomparableProvider is a meter provider that cannot be a map key;
+// wrappedProvider can, by its type, but not with an uncomparableProvider
+// in it.
+type (
+	uncomparableProvider struct {
+		metric.MeterProvider
+		_ []int
+	}
+	wrappedProvider struct{ metric.MeterProvider }
+)
+
+// A meter provider that cannot be a map key, by its type or by what an
+// interface in it holds, gets its metrics (kept per filter, unshared),
+// without a panic.
+func TestMetricsUncomparableProvider(t *testing.T) {
+	t.Parallel()
+	for name, wrap := range map[string]func(metric.MeterProvider) metric.MeterProvider{
+		"uncomparable type": func(mp metric.MeterProvider) metric.MeterProvider { return uncomparableProvider{MeterProvider: mp} },
+		"uncomparable value in an interface": func(mp metric.MeterProvider) metric.MeterProvider {
+			return wrappedProvider{uncomparableProvider{MeterProvider: mp}}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tel := newTelemetry(t)
+			f, err := tracing.New(tracing.WithMeterProvider(wrap(tel.mp)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.OnRequestHeaders(context.Background(), &pipeline.Call{Route: "users"}); err != nil {
+				t.Fatal(err)
+			}
+			ok := pipeline.UpstreamResult{Upstream: pipeline.Upstream{Cluster: "users"}, Code: codes.OK}
+			countCall(t, f, "users", ok)
+			rm := tel.collect(t)
+			checkActiveSeries(t, findMetric(t, rm, tracing.ActiveCallsMetric), map[string]int64{"users": 1})
+			checkUpstreamSeries(t, rm, 1999, []routedCall{{"users", []pipeline.UpstreamResult{ok}}})
+		})
+	}
 }

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/manifold-grpc/manifold/internal/stack"
 	"github.com/manifold-grpc/manifold/pipeline"
 )
 
@@ -135,7 +136,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // serve is the unknown-service handler: every call not answered by a
 // registered service.
 func (s *Server) serve(_ any, stream grpc.ServerStream) (err error) {
-	growStack()
+	stack.Grow() // before the call path deepens: see package stack
 	call := pipeline.NewCall(stream)
 	defer func() {
 		if r := recover(); r != nil {

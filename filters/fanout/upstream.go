@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/filters/route"
+	"github.com/manifold-grpc/manifold/internal/stack"
 	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
 
@@ -85,6 +86,9 @@ func (u *upstream) emit(ev event) bool {
 
 // run opens the upstream stream and relays its answer to the merger.
 func (u *upstream) run() {
+	// NewStream outgrows the goroutine's first stack on every call; grow
+	// it here, two frames deep, where the copy is cheap (package stack).
+	stack.Grow()
 	c := u.c
 	defer c.wg.Done()
 	cs, err := u.member0().NewStream(u.ctx, route.BidiDesc, c.call.Method, route.CallOptions(c.call)...)

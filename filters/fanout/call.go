@@ -96,7 +96,7 @@ func (c *fanCall) run() error {
 	c.t.stats.upstreamCalls.Add(int64(len(c.ups)))
 	c.wg.Add(len(c.ups))
 	for _, u := range c.ups {
-		go u.run()
+		c.t.workers.Go(u.run)
 	}
 	go c.readRequests()
 

@@ -284,7 +284,7 @@ func (c *fanCall) mergeStream() error {
 			}
 			// The payload is not copied: the member's metadata field is
 			// one more buffer after it.
-			data = append(data, mem.SliceBuffer(c.set.mdFields[u.member]))
+			data = append(data, c.set.mdBufs[u.member])
 			if err := deliver(pendingMsg{u: u, data: data, ack: true}); err != nil {
 				return err
 			}

@@ -10,9 +10,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/filters/metadata"
+	"github.com/manifold-grpc/manifold/internal/workers"
 	"github.com/manifold-grpc/manifold/methodkind"
 	"github.com/manifold-grpc/manifold/pipeline"
 )
@@ -43,7 +45,14 @@ type Terminal struct {
 	// policyText is the policy as observers see it: "all", "first",
 	// "quorum:2", with "+fail_fast" when set.
 	policyText string
+	// workers runs the calls' member goroutines (package workers).
+	workers *workers.Pool
 }
+
+// maxParkedWorkers bounds the member goroutines that wait between calls
+// for the next one, at about 16 KiB of stack each: enough for the members
+// of a few hundred calls in flight, and 4 MiB at most.
+const maxParkedWorkers = 256
 
 // memberSet is the members one call goes to, with what the terminal derives
 // from them. It is immutable.
@@ -51,9 +60,10 @@ type memberSet struct {
 	version uint64
 	members []Member
 	byName  map[string]int
-	// mdFields[i] is member i's metadata field (hostname only), appended
-	// as is to every streamed message it answers.
-	mdFields [][]byte
+	// mdBufs[i] is member i's metadata field (hostname only), appended
+	// as is to every streamed message it answers. A [mem.SliceBuffer]
+	// is never freed or changed, so one value serves every message.
+	mdBufs []mem.Buffer
 }
 
 // newMemberSet checks members and derives the set's lookups.
@@ -72,7 +82,7 @@ func newMemberSet(members []Member, layout metadata.Layout) (*memberSet, error) 
 			return nil, fmt.Errorf("members[%d]: name %q is used twice", i, m.Name)
 		}
 		s.byName[m.Name] = i
-		s.mdFields = append(s.mdFields, metadata.AppendMetadataField(nil, metadata.Metadata{Hostname: m.Name}, layout))
+		s.mdBufs = append(s.mdBufs, mem.SliceBuffer(metadata.AppendMetadataField(nil, metadata.Metadata{Hostname: m.Name}, layout)))
 	}
 	return s, nil
 }
@@ -130,7 +140,7 @@ func newTerminal(cfg Config) (*Terminal, error) {
 		return nil, fmt.Errorf("fanout: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	t := &Terminal{cfg: cfg, kinds: cfg.Kinds}
+	t := &Terminal{cfg: cfg, kinds: cfg.Kinds, workers: workers.New(maxParkedWorkers)}
 	t.policyText = cfg.Policy.String()
 	if cfg.FailFast {
 		t.policyText += "+fail_fast"

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/manifold-grpc/manifold/filters/route"
-	"github.com/manifold-grpc/manifold/internal/stack"
 	"github.com/manifold-grpc/manifold/transport/rawcodec"
 )
 
@@ -39,6 +38,9 @@ type upstream struct {
 	recv rawcodec.Frame
 	// sendFrame is reused for every request frame.
 	sendFrame rawcodec.Frame
+	// downFrame is reused for every message sendDirect sends the client:
+	// SendMsg takes its Data and keeps no hold of the frame itself.
+	downFrame rawcodec.Frame
 
 	// Merger state, touched only by the merging goroutine.
 	header    grpcmd.MD
@@ -84,11 +86,10 @@ func (u *upstream) emit(ev event) bool {
 	}
 }
 
-// run opens the upstream stream and relays its answer to the merger.
+// run opens the upstream stream and relays its answer to the merger. It
+// runs on a worker of the terminal's pool, whose stack already has room
+// for NewStream (package workers).
 func (u *upstream) run() {
-	// NewStream outgrows the goroutine's first stack on every call; grow
-	// it here, two frames deep, where the copy is cheap (package stack).
-	stack.Grow()
 	c := u.c
 	defer c.wg.Done()
 	cs, err := u.member0().NewStream(u.ctx, route.BidiDesc, c.call.Method, route.CallOptions(c.call)...)
@@ -257,9 +258,11 @@ func (c *fanCall) sendDirect(u *upstream) (err error) {
 	}()
 	// The payload is not copied: the member's metadata field is one more
 	// buffer after it.
-	data := append(u.recv.Data, mem.SliceBuffer(c.set.mdFields[u.member]))
+	u.downFrame.Data = append(u.recv.Data, c.set.mdBufs[u.member])
 	u.recv.Data = nil
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
-	return c.down.SendMsg(&rawcodec.Frame{Data: data})
+	err = c.down.SendMsg(&u.downFrame)
+	u.downFrame.Free() // no-op unless the message was refused before grpc-go took it
+	return err
 }

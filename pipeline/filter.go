@@ -84,6 +84,10 @@ type ResponseEndHook interface {
 // itself). It may pass next a wrapped stream; the terminal uses that
 // stream's Context for the upstream call.
 //
+// A wrapped stream's SendMsg and RecvMsg must not keep the message (a
+// *[rawcodec.Frame]) after they return, as a lazy trace of it would: the
+// proxy reuses one frame for every message of a stream.
+//
 // Around filters force the whole call through grpc-go's message layer, and
 // cost a little per call; prefer the header and message hooks.
 type AroundHook interface {

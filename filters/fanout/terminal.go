@@ -50,8 +50,9 @@ type Terminal struct {
 }
 
 // maxParkedWorkers bounds the member goroutines that wait between calls
-// for the next one, at about 16 KiB of stack each: enough for the members
-// of a few hundred calls in flight, and 4 MiB at most.
+// for the next one: enough for the members of about 85 three-member calls
+// in flight. Each holds a stack of 16 KiB at most (4 MiB for the group),
+// less once the garbage collector has shrunk it.
 const maxParkedWorkers = 256
 
 // memberSet is the members one call goes to, with what the terminal derives

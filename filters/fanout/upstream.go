@@ -39,7 +39,8 @@ type upstream struct {
 	// sendFrame is reused for every request frame.
 	sendFrame rawcodec.Frame
 	// downFrame is reused for every message sendDirect sends the client:
-	// SendMsg takes its Data and keeps no hold of the frame itself.
+	// SendMsg takes its Data, and nothing keeps the frame itself
+	// (rawcodec.Frame's ownership rules).
 	downFrame rawcodec.Frame
 
 	// Merger state, touched only by the merging goroutine.

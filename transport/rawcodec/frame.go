@@ -14,10 +14,17 @@ import (
 //
 //   - After RecvMsg(&frame) succeeds, the caller owns frame.Data.
 //   - SendMsg(&frame) transfers that reference to grpc-go, which frees it
-//     once the bytes are written (or the send fails). After SendMsg returns,
-//     whatever its result, frame.Data must not be read or freed again; Marshal
-//     sets it to nil so that a mistaken second use fails loudly instead of
-//     touching a recycled buffer.
+//     once the bytes are written (or the send fails). grpc-go takes it when
+//     it marshals the frame, and Marshal sets frame.Data to nil, so that a
+//     mistaken second use fails loudly instead of touching a recycled
+//     buffer. A send refused before that leaves Data with the caller:
+//     calling [Frame.Free] after SendMsg, whatever its result, frees exactly
+//     what grpc-go did not take. Stream wrappers that drop a frame must free
+//     it with Free or [Frame.Replace], never through Data alone, so that Data
+//     is nil afterwards.
+//   - The proxy reuses one Frame for every message of a stream: nothing may
+//     keep the *Frame (as opposed to its bytes) once SendMsg or RecvMsg has
+//     returned.
 //   - To keep the bytes while sending them (to several upstreams, or to look
 //     at them later), take another reference first with [Frame.Ref] and free
 //     it with [Frame.Free].

@@ -51,8 +51,8 @@ type Terminal struct {
 
 // maxParkedWorkers bounds the member goroutines that wait between calls
 // for the next one: enough for the members of about 85 three-member calls
-// in flight. Each holds a stack of 16 KiB at most (4 MiB for the group),
-// less once the garbage collector has shrunk it.
+// in flight. Each keeps a 16 KiB stack (a task that grew it further gives
+// the rest back at the next collection): 4 MiB for the group.
 const maxParkedWorkers = 256
 
 // memberSet is the members one call goes to, with what the terminal derives

@@ -18,10 +18,10 @@ func deep(n int) byte {
 }
 
 // BenchmarkGo compares a plain goroutine per task with the pool, for
-// tasks that outgrow a goroutine's first stack, 16 callers at a time.
+// tasks that outgrow a goroutine's first stack, 8 callers per P at a time.
 func BenchmarkGo(b *testing.B) {
 	run := func(b *testing.B, spawn func(func())) {
-		b.SetParallelism(8) // 16 callers on 2 CPUs
+		b.SetParallelism(8)
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			var wg sync.WaitGroup
